@@ -1,0 +1,4 @@
+"""Deep Learning Workflow
+"""
+
+__version__ = "0.1"

@@ -1,0 +1,12 @@
+"""Project settings. See https://docs.kedro.org/en/stable/configure/configuration_basics/."""
+
+from deep_learning_workflow.hooks import ValidateParametersHook
+
+HOOKS = (ValidateParametersHook(),)
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # An environment overrides one nested key without wiping its siblings.
+    "merge_strategy": {"parameters": "soft"},
+}
