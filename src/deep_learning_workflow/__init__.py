@@ -1,4 +1,3 @@
-"""Deep Learning Workflow
-"""
+"""Deep Learning Workflow"""
 
 __version__ = "0.1"

@@ -6,6 +6,8 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+# The shared parameter blocks register their schemas on import; each pipeline's nodes register their own.
+from deep_learning_workflow import columns, problem  # noqa: F401
 from deep_learning_workflow.parameters import validate_parameters
 
 PARAMS_PREFIX = "params:"
@@ -15,6 +17,8 @@ class ValidateParametersHook:
     """Validates every parameter block the run's nodes take before the first node runs."""
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict, pipeline: Pipeline, catalog: DataCatalog) -> None:
+    def before_pipeline_run(
+        self, run_params: dict, pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
         names = sorted(name for name in pipeline.inputs() if name.startswith(PARAMS_PREFIX))
         validate_parameters({name[len(PARAMS_PREFIX) :]: catalog.load(name) for name in names})

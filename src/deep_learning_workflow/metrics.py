@@ -29,12 +29,18 @@ def positive_index(classes: Sequence[str], positive_class: str | None) -> int:
     if positive_class is None:
         return len(classes) - 1
     if positive_class not in classes:
-        raise ValueError(f"params:columns.positive_class '{positive_class}' is not one of the target's classes {list(classes)}.")
+        raise ValueError(
+            f"params:columns.positive_class '{positive_class}' is not one of the target's classes {list(classes)}."
+        )
     return list(classes).index(positive_class)
 
 
 def score(
-    name: str, labels: Sequence[str], probabilities: np.ndarray, classes: Sequence[str], positive_class: str | None
+    name: str,
+    labels: Sequence[str],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    positive_class: str | None,
 ) -> float:
     """One metric of class probabilities.
 
@@ -53,14 +59,23 @@ def score(
     labels = np.asarray(labels).astype(str)
     probabilities = np.asarray(probabilities, dtype="float64")
     if probabilities.ndim != 2 or probabilities.shape != (len(labels), len(classes)):
-        raise ValueError(f"Expected probabilities of shape ({len(labels)}, {len(classes)}), got {probabilities.shape}.")
+        raise ValueError(
+            f"Expected probabilities of shape ({len(labels)}, {len(classes)}), got {probabilities.shape}."
+        )
     classes = list(classes)
     onehot = (labels[:, None] == np.asarray(classes)[None, :]).astype(int)
     binary = len(classes) == 2
     if name == "accuracy":
         return float(sk.accuracy_score(labels, np.asarray(classes)[probabilities.argmax(axis=1)]))
     if name == "f1_macro":
-        return float(sk.f1_score(labels, np.asarray(classes)[probabilities.argmax(axis=1)], average="macro", labels=classes))
+        return float(
+            sk.f1_score(
+                labels,
+                np.asarray(classes)[probabilities.argmax(axis=1)],
+                average="macro",
+                labels=classes,
+            )
+        )
     if name == "log_loss":
         return float(sk.log_loss(labels, np.clip(probabilities, 1e-15, 1.0), labels=classes))
     if binary:

@@ -30,20 +30,28 @@ def to_model_inputs(frame: pd.DataFrame, roles: ColumnRoles) -> dict[str, np.nda
     """
     missing = [column for column in roles.features if column not in frame.columns]
     if missing:
-        raise ValueError(f"The records lack the feature columns {missing}; they must have every column in params:columns.")
+        raise ValueError(
+            f"The records lack the feature columns {missing}; they must have every column in params:columns."
+        )
     inputs: dict[str, np.ndarray] = {}
     for column in roles.numeric or []:
         try:
-            inputs[column] = pd.to_numeric(frame[column], errors="raise").to_numpy(dtype="float32", na_value=np.nan)
+            inputs[column] = pd.to_numeric(frame[column], errors="raise").to_numpy(
+                dtype="float32", na_value=np.nan
+            )
         except (TypeError, ValueError) as error:
-            raise ValueError(f"Numeric column '{column}' holds a value that is not a number: {error}") from None
+            raise ValueError(
+                f"Numeric column '{column}' holds a value that is not a number: {error}"
+            ) from None
     for column in [*(roles.categorical or []), *roles.text]:
         values = frame[column]
         inputs[column] = np.where(values.isna(), "", values.astype(str)).astype(object)
     return inputs
 
 
-def predict_probabilities(model: Any, frame: pd.DataFrame, roles: ColumnRoles, batch_size: int = 1024) -> np.ndarray:
+def predict_probabilities(
+    model: Any, frame: pd.DataFrame, roles: ColumnRoles, batch_size: int = 1024
+) -> np.ndarray:
     """Class probabilities of shape (rows, classes) from a Keras model that takes raw records."""
     if frame.empty:
         raise ValueError("No records to score: the table is empty.")

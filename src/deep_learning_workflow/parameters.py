@@ -59,7 +59,10 @@ def parse(schema: type[T] | Any, value: Any, key: str) -> T:
         return TypeAdapter(schema).validate_python(value)
     except ValidationError as error:
         message = "\n".join(
-            [f"Invalid parameters under '{key}'; fix them in conf/<env>/parameters*.yml:", *_describe(error, key)]
+            [
+                f"Invalid parameters under '{key}'; fix them in conf/<env>/parameters*.yml:",
+                *_describe(error, key),
+            ]
         )
         raise ValueError(message) from None
 
@@ -84,5 +87,6 @@ def validate_parameters(values: Mapping[str, Any]) -> None:
             problems.extend(_describe(error, name))
     if problems:
         raise ValueError(
-            "Invalid parameters; fix them in conf/<env>/parameters*.yml before running:\n" + "\n".join(problems)
+            "Invalid parameters; fix them in conf/<env>/parameters*.yml before running:\n"
+            + "\n".join(problems)
         )

@@ -6,7 +6,14 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 # `kedro run` walks the workflow from acquisition to the serving bundle; tuning is opt-in (--pipelines tuning).
-DEFAULT_PIPELINES = ("data_acquisition", "data_processing", "splitting", "modelling", "evaluation", "serving")
+DEFAULT_PIPELINES = (
+    "data_acquisition",
+    "data_processing",
+    "splitting",
+    "modelling",
+    "evaluation",
+    "serving",
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -17,5 +24,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     """
     pipelines = find_pipelines(raise_errors=True)
     # Kedro builds only the requested pipelines, so some names may be absent here.
-    pipelines["__default__"] = sum((pipelines[name] for name in DEFAULT_PIPELINES if name in pipelines), Pipeline([]))
+    pipelines["__default__"] = sum(
+        (pipelines[name] for name in DEFAULT_PIPELINES if name in pipelines), Pipeline([])
+    )
     return pipelines
