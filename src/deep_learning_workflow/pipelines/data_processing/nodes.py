@@ -1,0 +1,651 @@
+"""Stateless cleaning of the acquired table and the EDA report of the clean table.
+
+Every cleaning step looks at one row at a time and takes its rules from parameters; nothing is fitted on all rows,
+so cleaning before the split cannot leak validation or test rows into training (DESIGN.md). Statistics that need
+all rows (imputation values, scaling, vocabularies) belong to the model's preprocessing, adapted on the training
+split only. Every dropped row is counted by reason in the cleaning report.
+
+The clean table keeps the acquired columns. Numeric columns are numbers (NaN when missing); the key, the target and
+the categorical and text columns are text (``str`` dtype, NaN when missing), so an integer-coded category such as
+``senior_citizen`` holds "0" and "1", and a class label compares equal to ``params:columns.positive_class``.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+from pydantic import Field, field_validator, model_validator
+
+from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
+from deep_learning_workflow.parameters import Parameters, parse, register
+
+SOURCE = "acquired_table"
+CLEAN = "clean_table"
+MISSING_LABEL = "(missing)"
+OTHER_LABEL = "(other)"
+_HTML_TAG = re.compile(r"<[^>]*>")
+_WHITESPACE = re.compile(r"\s+")
+
+
+class DomainRule(Parameters):
+    """A condition every row must meet, with what to do with a row that breaks it.
+
+    Bounds (``ge``, ``gt``, ``le``, ``lt``) apply to numeric columns, ``allowed`` to the key, the target and
+    categorical or text columns (compared after cleaning, as text). A missing value never breaks a rule: missing
+    values are imputed later, inside the model, from the training split.
+    """
+
+    column: str
+    action: Literal["drop_row", "set_missing"]
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    allowed: list[str] | None = None
+    name: str | None = Field(
+        default=None, description="Label in the cleaning report; built from the rule if null"
+    )
+
+    @field_validator("allowed", mode="before")
+    @classmethod
+    def _allowed_as_text(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            return value
+        texts = []
+        for item in value:
+            if isinstance(item, bool):
+                raise ValueError(
+                    f"{item!r} is a YAML boolean: quote category values such as 'Yes' and 'No'"
+                )
+            if isinstance(item, float) and item.is_integer():
+                item = int(item)
+            texts.append(str(item) if isinstance(item, int | float) else item)
+        return texts
+
+    @model_validator(mode="after")
+    def _one_kind_of_condition(self) -> DomainRule:
+        has_bounds = any(bound is not None for bound in (self.ge, self.gt, self.le, self.lt))
+        if self.allowed is None and not has_bounds:
+            raise ValueError(
+                f"the rule on '{self.column}' has no condition: give ge/gt/le/lt or allowed"
+            )
+        if self.allowed is not None and has_bounds:
+            raise ValueError(
+                f"the rule on '{self.column}' mixes bounds and allowed values: write two rules "
+                "(bounds are for numeric columns, allowed values for text columns)"
+            )
+        if self.allowed == []:
+            raise ValueError(
+                f"the rule on '{self.column}' allows no value at all: list the allowed values"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        """The rule's name in the cleaning report, e.g. ``tenure >= 0``."""
+        if self.name:
+            return self.name
+        if self.allowed is not None:
+            return f"{self.column} in allowed values"
+        bounds = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
+        return " and ".join(
+            f"{self.column} {op} {_format_number(v)}" for op, v in bounds if v is not None
+        )
+
+
+class TextCleaning(Parameters):
+    """Normalisation of the text columns (``params:columns.text``)."""
+
+    lowercase: bool = True
+    strip_html: bool = Field(
+        default=True, description="Replace tags such as <br /> by a space, unescape &amp;"
+    )
+    collapse_whitespace: bool = True
+
+
+class EdaSettings(Parameters):
+    """Size of the EDA pictures."""
+
+    histogram_bins: int = Field(default=30, ge=2, le=200)
+    max_categories: int = Field(
+        default=20, ge=1, description="Levels shown per column; the rest are '(other)'"
+    )
+
+
+@register("data_processing")
+class DataProcessingParameters(Parameters):
+    """Cleaning rules and EDA settings (``params:data_processing``)."""
+
+    invalid_numbers: Literal["set_missing", "drop_row", "error"] = Field(
+        default="set_missing",
+        description="What to do with a numeric column's value that is not a number",
+    )
+    strip_categories: bool = Field(default=True, description="Strip spaces around category values")
+    text: TextCleaning = TextCleaning()
+    rules: list[DomainRule] = []
+    eda: EdaSettings = EdaSettings()
+
+    @model_validator(mode="after")
+    def _unique_rule_labels(self) -> DataProcessingParameters:
+        labels = [rule.label for rule in self.rules]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(
+                f"several rules are reported as {repeated}: give them distinct `name`s"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------------------------------- cleaning
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Values as the ``str`` dtype; whole numbers lose a trailing ``.0`` (1.0 -> "1"), missing stays NaN."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("str")
+    if pd.api.types.is_numeric_dtype(values):
+        present = values.dropna()
+        if present.empty or np.all(np.mod(present.to_numpy(dtype="float64"), 1) == 0):
+            return values.astype("Int64").astype("str")
+    return values.astype("str")
+
+
+def _blank_to_missing(values: pd.Series) -> pd.Series:
+    return values.mask(values.str.len() == 0)
+
+
+def _coerce_numeric(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """A numeric column as numbers, and the mask of values that were given but are not numbers."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("int64"), pd.Series(False, index=values.index)
+    if pd.api.types.is_numeric_dtype(values):
+        return values, pd.Series(False, index=values.index)
+    text = _blank_to_missing(values.astype("str").str.strip())
+    numbers = pd.to_numeric(text, errors="coerce")
+    return numbers, text.notna() & numbers.isna()
+
+
+def normalise_text(values: pd.Series, settings: TextCleaning) -> pd.Series:
+    """Normalise one text column: HTML tags and entities, whitespace, case; an empty text becomes missing.
+
+    Args:
+        values: the column.
+        settings: which normalisations to apply.
+
+    Returns:
+        The normalised column (``str`` dtype).
+    """
+    text = _as_text(values)
+    if settings.strip_html:
+        text = text.str.replace(_HTML_TAG, " ", regex=True).map(html.unescape, na_action="ignore")
+    if settings.collapse_whitespace:
+        text = text.str.replace(_WHITESPACE, " ", regex=True)
+    text = text.str.strip()
+    if settings.lowercase:
+        text = text.str.lower()
+    return _blank_to_missing(text).astype("str")
+
+
+def coerce_types(
+    frame: pd.DataFrame, roles: ColumnRoles, params: DataProcessingParameters
+) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Give each column the type of its role.
+
+    Numeric columns become numbers (a blank is missing), the key, the target and categorical columns become text
+    (stripped when ``strip_categories``; a blank is missing), text columns are normalised. Columns without a role
+    are left as they are.
+
+    Args:
+        frame: the table.
+        roles: resolved column roles.
+        params: cleaning parameters.
+
+    Returns:
+        The typed table, and for each numeric column the mask of values that were given but are not numbers (they
+        are missing in the typed table).
+    """
+    typed = frame.copy()
+    invalid: dict[str, pd.Series] = {}
+    for column in roles.numeric or []:
+        typed[column], invalid[column] = _coerce_numeric(frame[column])
+    label_columns = [
+        c for c in (roles.key, roles.target, *(roles.categorical or [])) if c is not None
+    ]
+    for column in dict.fromkeys(label_columns):
+        text = _as_text(frame[column])
+        if params.strip_categories:
+            text = text.str.strip()
+        typed[column] = _blank_to_missing(text).astype("str")
+    for column in roles.text:
+        typed[column] = normalise_text(frame[column], params.text)
+    return typed, invalid
+
+
+def check_conflicting_keys(frame: pd.DataFrame, key: str | None, dataset: str = SOURCE) -> None:
+    """Raise when one key is on several rows that differ (exact duplicates must be dropped first).
+
+    Raises:
+        ValueError: naming the conflicting keys.
+    """
+    if key is None:
+        return
+    keys = frame[key].dropna()
+    repeated = keys[keys.duplicated(keep=False)].unique().tolist()
+    if repeated:
+        shown = ", ".join(repr(k) for k in sorted(repeated)[:10])
+        more = f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""
+        raise ValueError(
+            f"Dataset '{dataset}' has {len(repeated)} key(s) in column '{key}' on rows that differ: {shown}{more}. "
+            "Keep one row per key at the source or in data_acquisition; cleaning cannot tell which row is right."
+        )
+
+
+def _check_rules(frame: pd.DataFrame, roles: ColumnRoles, rules: Iterable[DomainRule]) -> None:
+    numeric = set(roles.numeric or [])
+    problems = []
+    for index, rule in enumerate(rules):
+        where = f"data_processing.rules[{index}] ({rule.label})"
+        if rule.column not in frame.columns:
+            problems.append(f"{where}: dataset '{SOURCE}' has no column '{rule.column}'")
+        elif rule.allowed is None and rule.column not in numeric:
+            problems.append(
+                f"{where}: bounds need a numeric column; '{rule.column}' is not in columns.numeric"
+            )
+        elif rule.allowed is not None and rule.column in numeric:
+            problems.append(
+                f"{where}: '{rule.column}' is numeric; use ge/gt/le/lt bounds instead of allowed"
+            )
+    if problems:
+        raise ValueError(
+            "Invalid cleaning rules; fix them in conf/<env>/parameters_data_processing.yml:\n  - "
+            + "\n  - ".join(problems)
+        )
+
+
+def rule_violations(frame: pd.DataFrame, rule: DomainRule) -> pd.Series:
+    """Mask of the rows whose value in ``rule.column`` breaks the rule (missing values never do)."""
+    values = frame[rule.column]
+    if rule.allowed is not None:
+        broken = ~_as_text(values).isin(rule.allowed)
+    else:
+        broken = pd.Series(False, index=frame.index)
+        for bound, fails in (
+            (rule.ge, values.lt),
+            (rule.gt, values.le),
+            (rule.le, values.gt),
+            (rule.lt, values.ge),
+        ):
+            if bound is not None:
+                broken |= fails(bound)
+    return broken & values.notna()
+
+
+def clean_acquired_table(
+    acquired_table: pd.DataFrame, columns: dict[str, Any], data_processing: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Clean the acquired table row by row and count every dropped row by reason.
+
+    Steps, in order: type each column by its role (invalid numbers: ``invalid_numbers``), drop exact duplicate
+    rows, stop on a key that is on several differing rows, apply the domain rules in the order given, drop rows
+    without a key and rows without a target.
+
+    Args:
+        acquired_table: the validated table from data_acquisition.
+        columns: ``params:columns``.
+        data_processing: ``params:data_processing``.
+
+    Returns:
+        The clean table (index reset) and the cleaning report.
+
+    Raises:
+        ValueError: on an empty table, a role or rule naming a missing column, invalid numbers when
+            ``invalid_numbers`` is ``error``, conflicting duplicate keys, or when no row is left.
+    """
+    params = parse(DataProcessingParameters, data_processing, "data_processing")
+    roles = resolve_roles(acquired_table, parse(ColumnRoles, columns, "columns"), SOURCE)
+    if acquired_table.empty:
+        raise ValueError(
+            f"Dataset '{SOURCE}' is empty: there is nothing to clean. Check the sources data_acquisition reads."
+        )
+    _check_rules(acquired_table, roles, params.rules)
+
+    dropped: dict[str, int] = {}
+    set_missing: dict[str, dict[str, int]] = {}
+    frame, invalid = coerce_types(acquired_table, roles, params)
+    invalid_counts = {column: int(mask.sum()) for column, mask in invalid.items() if mask.any()}
+    if invalid_counts and params.invalid_numbers == "error":
+        examples = {
+            c: acquired_table.loc[invalid[c], c].astype(str).unique()[:3].tolist()
+            for c in invalid_counts
+        }
+        raise ValueError(
+            f"Dataset '{SOURCE}' has values that are not numbers in numeric columns {invalid_counts} "
+            f"(e.g. {examples}). Fix the source, or set data_processing.invalid_numbers to set_missing or drop_row."
+        )
+    invalid_rows = pd.Series(False, index=frame.index)
+    for mask in invalid.values():
+        invalid_rows |= mask
+    if params.invalid_numbers == "drop_row":
+        dropped["invalid_number"] = int(invalid_rows.sum())
+        frame = frame.loc[~invalid_rows]
+    else:
+        set_missing["invalid_number"] = invalid_counts
+
+    duplicates = frame.duplicated(keep="first")
+    dropped["exact_duplicate"] = int(duplicates.sum())
+    frame = frame.loc[~duplicates]
+    check_conflicting_keys(frame, roles.key)
+
+    for rule in params.rules:
+        broken = rule_violations(frame, rule)
+        if rule.action == "drop_row":
+            dropped[f"rule: {rule.label}"] = int(broken.sum())
+            frame = frame.loc[~broken]
+        else:
+            set_missing[f"rule: {rule.label}"] = {rule.column: int(broken.sum())}
+            frame = frame.assign(**{rule.column: frame[rule.column].mask(broken)})
+
+    if roles.key is not None:
+        no_key = frame[roles.key].isna()
+        dropped["missing_key"] = int(no_key.sum())
+        frame = frame.loc[~no_key]
+    no_target = frame[roles.target].isna()
+    dropped["missing_target"] = int(no_target.sum())
+    frame = frame.loc[~no_target].reset_index(drop=True)
+
+    report = {
+        "dataset": SOURCE,
+        "rows_in": len(acquired_table),
+        "rows_out": len(frame),
+        "rows_dropped_total": sum(dropped.values()),
+        "rows_dropped": dropped,
+        "values_set_missing": set_missing,
+        "rules": [
+            rule.model_dump(exclude_none=True) | {"label": rule.label} for rule in params.rules
+        ],
+        "column_roles": roles.model_dump(),
+    }
+    if frame.empty:
+        raise ValueError(
+            f"Cleaning dropped every row of '{SOURCE}' ({len(acquired_table)} rows; by reason: {dropped}). "
+            "Check the rules in conf/<env>/parameters_data_processing.yml and the target column."
+        )
+    return frame, report
+
+
+# ------------------------------------------------------------------------------------------------------- EDA
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _roles_of(clean_table: pd.DataFrame, columns: dict[str, Any]) -> ColumnRoles:
+    roles = resolve_roles(clean_table, parse(ColumnRoles, columns, "columns"), CLEAN)
+    if clean_table.empty:
+        raise ValueError(f"Dataset '{CLEAN}' is empty: there is nothing to describe.")
+    return roles
+
+
+def _class_masks(clean_table: pd.DataFrame, target: str) -> dict[str, pd.Series]:
+    labels = clean_table[target].astype("str")
+    return {label: labels == label for label in target_classes(clean_table[target])}
+
+
+def summarise_clean_table(clean_table: pd.DataFrame, columns: dict[str, Any]) -> dict[str, Any]:
+    """Summary of the clean table: size, types, missing values, class counts, numeric statistics per class.
+
+    Args:
+        clean_table: the clean table.
+        columns: ``params:columns``.
+
+    Returns:
+        A JSON-safe dictionary.
+    """
+    roles = _roles_of(clean_table, columns)
+    masks = _class_masks(clean_table, roles.target)
+    counts = {label: int(mask.sum()) for label, mask in masks.items()}
+    numeric = roles.numeric or []
+    by_class = {
+        label: clean_table.loc[mask, numeric].describe().to_dict() if numeric else {}
+        for label, mask in masks.items()
+    }
+    summary = {
+        "rows": len(clean_table),
+        "columns": clean_table.shape[1],
+        "column_roles": roles.model_dump(),
+        "dtypes": {column: str(dtype) for column, dtype in clean_table.dtypes.items()},
+        "missing_values": {column: int(n) for column, n in clean_table.isna().sum().items()},
+        "class_counts": counts,
+        "class_ratio": {label: n / len(clean_table) for label, n in counts.items()},
+        "categorical_levels": {c: int(clean_table[c].nunique()) for c in roles.categorical or []},
+        "numeric_by_class": by_class,
+    }
+    return _plain(summary)
+
+
+def _colour(index: int) -> str:
+    return qualitative.Plotly[index % len(qualitative.Plotly)]
+
+
+def _grid(titles: list[str], per_row: int, row_height: int) -> go.Figure:
+    rows = max(1, math.ceil(len(titles) / per_row))
+    figure = make_subplots(
+        rows=rows,
+        cols=per_row,
+        subplot_titles=titles,
+        vertical_spacing=min(0.3 / rows, 0.12) if rows > 1 else 0.1,
+    )
+    figure.update_layout(height=120 + row_height * rows)
+    return figure
+
+
+def _empty_figure(title: str, message: str) -> go.Figure:
+    figure = go.Figure()
+    figure.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    figure.update_layout(title=title, xaxis_visible=False, yaxis_visible=False)
+    return figure
+
+
+def plot_class_balance(clean_table: pd.DataFrame, columns: dict[str, Any]) -> go.Figure:
+    """Bar chart of the rows per class of the target."""
+    roles = _roles_of(clean_table, columns)
+    masks = _class_masks(clean_table, roles.target)
+    counts = [int(mask.sum()) for mask in masks.values()]
+    total = sum(counts)
+    figure = go.Figure(
+        go.Bar(
+            x=list(masks),
+            y=counts,
+            text=[f"{n} ({n / total:.1%})" for n in counts],
+            textposition="auto",
+            marker_color=[_colour(i) for i in range(len(counts))],
+        )
+    )
+    figure.update_layout(
+        title=f"Class balance of '{roles.target}' ({total} rows)",
+        xaxis_title=roles.target,
+        yaxis_title="rows",
+    )
+    return figure
+
+
+def plot_missing_values(clean_table: pd.DataFrame) -> go.Figure:
+    """Bar chart of the missing values per column."""
+    if clean_table.empty:
+        raise ValueError(f"Dataset '{CLEAN}' is empty: there is nothing to describe.")
+    missing = clean_table.isna().sum()
+    share = missing / len(clean_table)
+    figure = go.Figure(
+        go.Bar(
+            x=[str(c) for c in missing.index],
+            y=missing.to_numpy().tolist(),
+            text=[f"{n} ({s:.1%})" if n else "" for n, s in zip(missing, share, strict=True)],
+            textposition="outside",
+        )
+    )
+    figure.update_layout(
+        title=f"Missing values per column ({len(clean_table)} rows, {int(missing.sum())} missing values)",
+        xaxis_title="column",
+        yaxis_title="missing values",
+        xaxis_tickangle=-45,
+    )
+    return figure
+
+
+def plot_numeric_distributions(
+    clean_table: pd.DataFrame, columns: dict[str, Any], data_processing: dict[str, Any]
+) -> go.Figure:
+    """Histograms of each numeric column by class, as the share of the class's rows in each bin.
+
+    The bins are counted here, so the figure holds a few numbers per bin instead of every row's value.
+    """
+    roles = _roles_of(clean_table, columns)
+    bins = parse(DataProcessingParameters, data_processing, "data_processing").eda.histogram_bins
+    numeric = roles.numeric or []
+    if not numeric:
+        return _empty_figure("Numeric distributions by class", "The table has no numeric column.")
+    masks = _class_masks(clean_table, roles.target)
+    titles = [f"{c} ({int(clean_table[c].isna().sum())} missing)" for c in numeric]
+    figure = _grid(titles, per_row=2, row_height=280)
+    for position, column in enumerate(numeric):
+        row, col = divmod(position, 2)
+        values = clean_table[column].to_numpy(dtype="float64", na_value=np.nan)
+        present = values[np.isfinite(values)]
+        if present.size == 0:
+            continue
+        edges = np.histogram_bin_edges(present, bins=bins)
+        centres = (edges[:-1] + edges[1:]) / 2
+        for index, (label, mask) in enumerate(masks.items()):
+            own = values[mask.to_numpy() & np.isfinite(values)]
+            counts, _ = np.histogram(own, bins=edges)
+            figure.add_trace(
+                go.Bar(
+                    x=centres.tolist(),
+                    y=(100 * counts / max(int(mask.sum()), 1)).round(3).tolist(),
+                    width=np.diff(edges).tolist(),
+                    name=label,
+                    legendgroup=label,
+                    showlegend=position == 0,
+                    marker_color=_colour(index),
+                    opacity=0.6,
+                ),
+                row=row + 1,
+                col=col + 1,
+            )
+    figure.update_layout(
+        title=f"Numeric distributions by '{roles.target}' (% of the class's rows per bin)",
+        barmode="overlay",
+        bargap=0,
+        legend_title_text=roles.target,
+    )
+    return figure
+
+
+def _levels(values: pd.Series, max_categories: int) -> pd.Series:
+    """Category labels, all but the most frequent levels as '(other)', missing values as '(missing)'."""
+    labels = _as_text(values)
+    order = labels.value_counts()
+    order = order.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+    keep = set(order.index[:max_categories])
+    return labels.where(labels.isin(keep) | labels.isna(), OTHER_LABEL).fillna(MISSING_LABEL)
+
+
+def plot_categorical_frequencies(
+    clean_table: pd.DataFrame, columns: dict[str, Any], data_processing: dict[str, Any]
+) -> go.Figure:
+    """Grouped bar charts of each categorical column's levels, by class."""
+    roles = _roles_of(clean_table, columns)
+    max_categories = parse(
+        DataProcessingParameters, data_processing, "data_processing"
+    ).eda.max_categories
+    categorical = roles.categorical or []
+    if not categorical:
+        return _empty_figure(
+            "Categorical frequencies by class", "The table has no categorical column."
+        )
+    target = _as_text(clean_table[roles.target])
+    classes = target_classes(clean_table[roles.target])
+    figure = _grid(categorical, per_row=3, row_height=260)
+    for position, column in enumerate(categorical):
+        row, col = divmod(position, 3)
+        levels = _levels(clean_table[column], max_categories)
+        table = pd.crosstab(levels, target).reindex(columns=classes, fill_value=0)
+        table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+        for index, label in enumerate(classes):
+            figure.add_trace(
+                go.Bar(
+                    x=[str(level) for level in table.index],
+                    y=table[label].tolist(),
+                    name=label,
+                    legendgroup=label,
+                    showlegend=position == 0,
+                    marker_color=_colour(index),
+                ),
+                row=row + 1,
+                col=col + 1,
+            )
+    figure.update_layout(
+        title=f"Categorical frequencies by '{roles.target}' (rows)",
+        barmode="group",
+        legend_title_text=roles.target,
+    )
+    return figure
+
+
+def plot_correlations(clean_table: pd.DataFrame, columns: dict[str, Any]) -> go.Figure:
+    """Heatmap of the Pearson correlations of the numeric columns (and of a binary target's positive class)."""
+    roles = _roles_of(clean_table, columns)
+    table = clean_table[roles.numeric or []].astype("float64")
+    classes = target_classes(clean_table[roles.target])
+    if len(classes) == 2:
+        positive = roles.positive_class if roles.positive_class in classes else classes[-1]
+        table[f"{roles.target} = {positive}"] = (
+            _as_text(clean_table[roles.target]) == positive
+        ).astype("float64")
+    if table.shape[1] < 2:
+        return _empty_figure(
+            "Correlations", "Fewer than two numeric columns: nothing to correlate."
+        )
+    matrix = table.corr(method="pearson").round(3)
+    names = [str(c) for c in matrix.columns]
+    values = matrix.to_numpy()
+    figure = go.Figure(
+        go.Heatmap(
+            z=np.where(np.isfinite(values), values, None).tolist(),
+            x=names,
+            y=names,
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            reversescale=True,
+            text=[[("" if not np.isfinite(v) else f"{v:.2f}") for v in line] for line in values],
+            texttemplate="%{text}",
+        )
+    )
+    figure.update_layout(
+        title="Correlations (Pearson, pairwise complete rows)", yaxis_autorange="reversed"
+    )
+    return figure

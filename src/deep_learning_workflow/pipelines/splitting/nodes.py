@@ -1,0 +1,446 @@
+"""Stratified train/validation/test split of the clean table, then balancing of the training split only.
+
+The split is stratified by the target: each class is shuffled with ``params:seed`` and cut at the configured
+sizes, so every split keeps the table's class ratio and the same seed on the same rows gives the same keys,
+whatever order the rows come in (rows are ordered by key before shuffling).
+
+Balancing resamples the training split only; validation and test keep the real class ratio. Rows of the training
+split are never changed: random undersampling removes some, the other methods add rows after them. An added row
+(a random-oversampling copy or a SMOTE / SMOTE-NC synthetic row) gets the key ``<synthetic_key_prefix>000001``,
+``...000002`` and so on (text keys; the split refuses a table whose keys already use the prefix, so they cannot
+collide) or a missing key when the key column is not text; columns without a role are missing on added rows.
+SMOTE needs complete rows: its neighbours are found on a copy of the training split whose missing values are
+filled with the training split's median (numeric) and most frequent value (categorical), so synthetic rows carry
+no missing values while real rows keep theirs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, PositiveInt, model_validator
+
+from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
+from deep_learning_workflow.parameters import Parameters, parse, register
+
+SOURCE = "clean_table"
+SPLITS = ("train", "val", "test")
+BalancingMethod = Literal[
+    "none", "random_undersampling", "random_oversampling", "smote", "smote_nc"
+]
+
+
+class Balancing(Parameters):
+    """How the training split is resampled (``params:splitting.balancing``)."""
+
+    method: BalancingMethod = "none"
+    sampling_strategy: (
+        Literal["auto", "minority", "not minority", "not majority", "all"] | float
+    ) = Field(
+        default="auto",
+        description="imbalanced-learn's sampling_strategy; a float (binary targets only) is the wanted "
+        "minority/majority ratio after resampling",
+    )
+    k_neighbors: PositiveInt = Field(
+        default=5, description="Neighbours SMOTE and SMOTE-NC interpolate between"
+    )
+    synthetic_key_prefix: str = Field(default="synthetic-", min_length=1)
+
+    @model_validator(mode="after")
+    def _ratio_in_range(self) -> Balancing:
+        if isinstance(self.sampling_strategy, float) and not 0 < self.sampling_strategy <= 1:
+            raise ValueError(
+                f"sampling_strategy {self.sampling_strategy} must be in (0, 1]: the minority/majority ratio wanted"
+            )
+        return self
+
+
+@register("splitting")
+class SplittingParameters(Parameters):
+    """Split sizes and balancing (``params:splitting``); the seed is ``params:seed``."""
+
+    train_size: float = Field(default=0.70, gt=0, lt=1)
+    val_size: float = Field(default=0.15, gt=0, lt=1)
+    test_size: float = Field(default=0.15, gt=0, lt=1)
+    balancing: Balancing = Balancing()
+
+    @model_validator(mode="after")
+    def _sizes_sum_to_one(self) -> SplittingParameters:
+        total = self.train_size + self.val_size + self.test_size
+        if abs(total - 1) > 1e-6:
+            raise ValueError(
+                f"train_size + val_size + test_size = {self.train_size} + {self.val_size} + {self.test_size} "
+                f"= {total:g}; they must sum to 1"
+            )
+        return self
+
+    @property
+    def sizes(self) -> dict[str, float]:
+        """Split name to its share of the rows."""
+        return {"train": self.train_size, "val": self.val_size, "test": self.test_size}
+
+
+def _round_half_up(value: float) -> int:
+    return int(np.floor(value + 0.5))
+
+
+def allocate_rows(rows: int, params: SplittingParameters) -> dict[str, int]:
+    """Rows of one class that go to each split: validation and test are rounded, training takes the rest."""
+    val = _round_half_up(rows * params.val_size)
+    test = _round_half_up(rows * params.test_size)
+    return {"train": rows - val - test, "val": val, "test": test}
+
+
+def minimum_class_rows(params: SplittingParameters) -> int:
+    """The fewest rows a class needs so that each split gets at least one."""
+    rows = 3
+    while min(allocate_rows(rows, params).values()) < 1:
+        rows += 1
+    return rows
+
+
+def _class_counts(target: pd.Series, classes: list[str] | None = None) -> dict[str, int]:
+    labels = target.astype("str")
+    return {label: int((labels == label).sum()) for label in classes or target_classes(target)}
+
+
+def _describe(frame: pd.DataFrame, target: str, classes: list[str]) -> dict[str, Any]:
+    counts = _class_counts(frame[target], classes)
+    rows = len(frame)
+    return {
+        "rows": rows,
+        "class_counts": counts,
+        "class_ratio": {label: (n / rows if rows else None) for label, n in counts.items()},
+    }
+
+
+def check_balancing(roles: ColumnRoles, balancing: Balancing, train_counts: dict[str, int]) -> None:
+    """Check that the balancing method can run on a training split with these roles and class counts.
+
+    Args:
+        roles: resolved column roles.
+        balancing: ``params:splitting.balancing``.
+        train_counts: rows per class in the training split.
+
+    Raises:
+        ValueError: naming the parameter or columns in the way and what to do instead.
+    """
+    method = balancing.method
+    if method == "none":
+        return
+    where = "params:splitting.balancing"
+    strategy = balancing.sampling_strategy
+    if isinstance(strategy, float):
+        if len(train_counts) != 2:
+            raise ValueError(
+                f"{where}.sampling_strategy = {strategy}: a ratio works for binary targets only and "
+                f"'{roles.target}' has {len(train_counts)} classes. Use 'auto' or another named strategy."
+            )
+        current = min(train_counts.values()) / max(train_counts.values())
+        if strategy < current:
+            raise ValueError(
+                f"{where}.sampling_strategy = {strategy} is below the training split's minority/majority ratio "
+                f"({current:.3f}): {method} cannot reach it. Use a ratio of at least {current:.3f} or 'auto'."
+            )
+    if method in ("smote", "smote_nc"):
+        if roles.text:
+            raise ValueError(
+                f"{where}.method = {method} cannot synthesise the text columns {roles.text}. "
+                "Use random_oversampling, or class weights with method none."
+            )
+        categorical = roles.categorical or []
+        if method == "smote" and categorical:
+            shown = categorical[:5] + (["..."] if len(categorical) > 5 else [])
+            raise ValueError(
+                f"{where}.method = smote interpolates numbers only, but the table has categorical columns {shown}. "
+                "Use smote_nc, which handles mixed numeric and categorical columns."
+            )
+        if method == "smote_nc" and not categorical:
+            raise ValueError(
+                f"{where}.method = smote_nc needs categorical columns and the table has none; use smote."
+            )
+        if not roles.numeric:
+            raise ValueError(
+                f"{where}.method = {method} needs numeric columns and the table has none; "
+                "use random_oversampling."
+            )
+        fewest = min(train_counts, key=train_counts.get)
+        if train_counts[fewest] <= balancing.k_neighbors:
+            raise ValueError(
+                f"{where}.k_neighbors = {balancing.k_neighbors} needs more than {balancing.k_neighbors} training "
+                f"rows in every class, but class '{fewest}' has {train_counts[fewest]}. Lower k_neighbors or use "
+                "random_oversampling."
+            )
+
+
+def _check_table(frame: pd.DataFrame, roles: ColumnRoles, params: SplittingParameters) -> list[str]:
+    """Everything that would stop the split or the balancing, checked before any row is moved."""
+    if frame.empty:
+        raise ValueError(
+            f"Dataset '{SOURCE}' is empty: there is nothing to split. Check the cleaning report "
+            "(data/08_reporting/cleaning_report.json) for the rows data_processing dropped."
+        )
+    target = roles.target
+    if frame[target].isna().any():
+        raise ValueError(
+            f"Dataset '{SOURCE}' has {int(frame[target].isna().sum())} rows without a target in '{target}'; "
+            "data_processing drops them, so run it before splitting."
+        )
+    classes = target_classes(frame[target])
+    if len(classes) < 2:
+        raise ValueError(
+            f"Target column '{target}' of '{SOURCE}' has one class only ({classes}): there is nothing to learn. "
+            "Check params:columns.target and the data sources."
+        )
+    key = roles.key
+    if key is not None:
+        keys = frame[key]
+        repeated = keys[keys.duplicated() & keys.notna()].unique().tolist()
+        if repeated:
+            raise ValueError(
+                f"Key column '{key}' of '{SOURCE}' repeats {repeated[:10]}; one key must be in one split. "
+                "data_processing keeps one row per key, so run it before splitting."
+            )
+        prefix = params.balancing.synthetic_key_prefix
+        if pd.api.types.is_string_dtype(keys) and keys.astype("str").str.startswith(prefix).any():
+            raise ValueError(
+                f"Keys in column '{key}' of '{SOURCE}' start with '{prefix}', which marks rows added by balancing. "
+                "Change params:splitting.balancing.synthetic_key_prefix."
+            )
+    counts = _class_counts(frame[target], classes)
+    needed = minimum_class_rows(params)
+    too_few = {label: n for label, n in counts.items() if n < needed}
+    if too_few:
+        raise ValueError(
+            f"Cannot stratify '{SOURCE}' by '{target}' at train/val/test = {params.train_size}/{params.val_size}/"
+            f"{params.test_size}: each class needs at least {needed} rows and {too_few} have fewer. "
+            "Add rows, merge rare classes, or change the sizes in params:splitting."
+        )
+    train_counts = {label: allocate_rows(n, params)["train"] for label, n in counts.items()}
+    check_balancing(roles, params.balancing, train_counts)
+    return classes
+
+
+def split_clean_table(
+    clean_table: pd.DataFrame, columns: dict[str, Any], splitting: dict[str, Any], seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Split the clean table into stratified training, validation and test splits.
+
+    Args:
+        clean_table: the clean table (one row per key, no missing target).
+        columns: ``params:columns``.
+        splitting: ``params:splitting``.
+        seed: ``params:seed``.
+
+    Returns:
+        train, val, test (rows in the clean table's order, index reset) and a summary of their sizes and class
+        ratios for the split report.
+
+    Raises:
+        ValueError: on an empty table, a target with one class, a class too small to stratify, repeated keys, or
+            balancing settings that cannot work on this table; all raised before any row is moved.
+    """
+    params = parse(SplittingParameters, splitting, "splitting")
+    roles = resolve_roles(clean_table, parse(ColumnRoles, columns, "columns"), SOURCE)
+    classes = _check_table(clean_table, roles, params)
+
+    # Ordering by key first makes the split depend on which rows there are, not on the order they arrive in.
+    order = np.arange(len(clean_table))
+    if roles.key is not None:
+        order = np.argsort(clean_table[roles.key].astype("str").to_numpy(), kind="stable")
+    labels = clean_table[roles.target].astype("str").to_numpy()
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(clean_table), dtype=object)
+    for label in classes:
+        members = order[labels[order] == label]
+        members = members[rng.permutation(len(members))]
+        counts = allocate_rows(len(members), params)
+        cuts = np.cumsum([counts["train"], counts["val"]])
+        for name, part in zip(SPLITS, np.split(members, cuts), strict=True):
+            assignment[part] = name
+
+    splits = {name: clean_table.loc[assignment == name].reset_index(drop=True) for name in SPLITS}
+    summary = {
+        "seed": seed,
+        "target": roles.target,
+        "classes": classes,
+        "sizes_requested": params.sizes,
+        "clean_table": _describe(clean_table, roles.target, classes),
+        **{name: _describe(frame, roles.target, classes) for name, frame in splits.items()},
+    }
+    return splits["train"], splits["val"], splits["test"], summary
+
+
+def training_fill_values(train: pd.DataFrame, roles: ColumnRoles) -> dict[str, Any]:
+    """Values that fill the training split's gaps for SMOTE: median of numeric, most frequent of categorical columns.
+
+    Computed from the training split only. Ties between equally frequent categories go to the first in sort order.
+
+    Raises:
+        ValueError: naming a feature column without any value in the training split.
+    """
+    values: dict[str, Any] = {}
+    empty = [c for c in roles.features if train[c].notna().sum() == 0]
+    if empty:
+        raise ValueError(
+            f"Columns {empty} have no value in the training split, so SMOTE cannot fill or synthesise them. "
+            "Drop them from params:columns or use params:splitting.balancing.method random_oversampling."
+        )
+    for column in roles.numeric or []:
+        values[column] = float(train[column].median())
+    for column in roles.categorical or []:
+        counts = train[column].astype("str").value_counts(dropna=True)
+        values[column] = sorted(counts[counts == counts.max()].index)[0]
+    return values
+
+
+def _added_keys(train: pd.DataFrame, key: str | None, prefix: str, count: int) -> pd.Series | None:
+    if key is None:
+        return None
+    if not pd.api.types.is_string_dtype(train[key]):
+        return pd.Series([np.nan] * count, dtype="float64")
+    width = max(6, len(str(count)))
+    return pd.Series([f"{prefix}{i:0{width}d}" for i in range(1, count + 1)], dtype="str")
+
+
+def _with_added_rows(
+    train: pd.DataFrame, added: pd.DataFrame, key: str | None, prefix: str
+) -> pd.DataFrame:
+    """The training split followed by the added rows, which get new keys and the training split's dtypes."""
+    if added.empty:
+        return train.reset_index(drop=True)
+    added = added.reset_index(drop=True)
+    keys = _added_keys(train, key, prefix, len(added))
+    if keys is not None:
+        added[key] = keys
+    for column, dtype in train.dtypes.items():
+        if column not in added:
+            added[column] = pd.Series(np.nan, index=added.index)
+        if pd.api.types.is_string_dtype(dtype):
+            added[column] = added[column].astype("str")
+        elif pd.api.types.is_integer_dtype(dtype) and added[column].notna().all():
+            added[column] = np.round(added[column].astype("float64")).astype(dtype)
+    return pd.concat([train, added[train.columns]], ignore_index=True)
+
+
+def balance_training_split(
+    train: pd.DataFrame, columns: dict[str, Any], splitting: dict[str, Any], seed: int
+) -> pd.DataFrame:
+    """Resample the training split with the method in ``params:splitting.balancing``.
+
+    Args:
+        train: the training split; it is the only split this node sees.
+        columns: ``params:columns``.
+        splitting: ``params:splitting``.
+        seed: ``params:seed``.
+
+    Returns:
+        The balanced training split: the training rows (some removed by random undersampling) followed by the
+        rows the method added, each with a new key (see the module docstring).
+
+    Raises:
+        ValueError: when the method cannot run on this split (see :func:`check_balancing`).
+    """
+    balancing = parse(SplittingParameters, splitting, "splitting").balancing
+    roles = resolve_roles(train, parse(ColumnRoles, columns, "columns"), "train")
+    if train.empty:
+        raise ValueError("The training split is empty: there is nothing to balance.")
+    target = roles.target
+    counts = _class_counts(train[target])
+    check_balancing(roles, balancing, counts)
+    prefix = balancing.synthetic_key_prefix
+    if balancing.method == "none" or len(counts) < 2:
+        return train.reset_index(drop=True)
+
+    # imbalanced-learn pulls in scikit-learn's neighbours; import it only when balancing runs.
+    from imblearn.over_sampling import SMOTE, SMOTENC, RandomOverSampler
+    from imblearn.under_sampling import RandomUnderSampler
+
+    y = train[target].astype("str").to_numpy(dtype=object)
+    strategy = balancing.sampling_strategy
+    if balancing.method in ("random_undersampling", "random_oversampling"):
+        sampler_type = (
+            RandomUnderSampler if balancing.method == "random_undersampling" else RandomOverSampler
+        )
+        sampler = sampler_type(sampling_strategy=strategy, random_state=seed)
+        sampler.fit_resample(np.arange(len(train)).reshape(-1, 1), y)
+        chosen = np.asarray(sampler.sample_indices_)
+        if balancing.method == "random_undersampling":
+            return train.iloc[np.sort(chosen)].reset_index(drop=True)
+        copies = train.iloc[chosen[len(train) :]]
+        return _with_added_rows(train, copies, roles.key, prefix)
+
+    features = [*(roles.numeric or []), *(roles.categorical or [])]
+    fill = training_fill_values(train, roles)
+    filled = train[features].fillna(fill)
+    for column in roles.numeric or []:
+        filled[column] = filled[column].astype("float64")
+    if balancing.method == "smote":
+        sampler = SMOTE(
+            sampling_strategy=strategy, k_neighbors=balancing.k_neighbors, random_state=seed
+        )
+    else:
+        positions = list(range(len(roles.numeric or []), len(features)))
+        sampler = SMOTENC(
+            categorical_features=positions,
+            sampling_strategy=strategy,
+            k_neighbors=balancing.k_neighbors,
+            random_state=seed,
+        )
+    resampled, labels = sampler.fit_resample(filled, y)
+    # imbalanced-learn returns the input rows first, then the synthetic ones.
+    synthetic = pd.DataFrame(resampled).iloc[len(train) :].copy()
+    synthetic.columns = features
+    synthetic[target] = np.asarray(labels)[len(train) :]
+    return _with_added_rows(train, synthetic, roles.key, prefix)
+
+
+def report_split(
+    split_summary: dict[str, Any],
+    train_balanced: pd.DataFrame,
+    columns: dict[str, Any],
+    splitting: dict[str, Any],
+) -> dict[str, Any]:
+    """The split report: sizes and class ratios per split, and the training split before and after balancing.
+
+    Args:
+        split_summary: the summary :func:`split_clean_table` returns.
+        train_balanced: the balanced training split.
+        columns: ``params:columns``.
+        splitting: ``params:splitting``.
+
+    Returns:
+        A JSON-safe dictionary.
+    """
+    params = parse(SplittingParameters, splitting, "splitting")
+    roles = parse(ColumnRoles, columns, "columns")
+    classes = split_summary["classes"]
+    after = _describe(train_balanced, split_summary["target"], classes)
+    before = split_summary["train"]
+    added = 0
+    if roles.key is not None and roles.key in train_balanced:
+        keys = train_balanced[roles.key]
+        prefix = params.balancing.synthetic_key_prefix
+        added = int((keys.isna() | keys.astype("str").str.startswith(prefix)).sum())
+    return {
+        "seed": split_summary["seed"],
+        "target": split_summary["target"],
+        "classes": classes,
+        "sizes_requested": split_summary["sizes_requested"],
+        "splits": {
+            "clean_table": split_summary["clean_table"],
+            **{name: split_summary[name] for name in SPLITS},
+            "train_balanced": after,
+        },
+        "balancing": {
+            **params.balancing.model_dump(),
+            "rows_before": before["rows"],
+            "rows_after": after["rows"],
+            "rows_added": added,
+            "rows_removed": before["rows"] + added - after["rows"],
+            "class_ratio_before": before["class_ratio"],
+            "class_ratio_after": after["class_ratio"],
+        },
+    }
