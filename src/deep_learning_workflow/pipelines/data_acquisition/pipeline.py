@@ -1,0 +1,80 @@
+"""The data_acquisition pipeline."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node
+
+from .nodes import (
+    aggregate_annotations,
+    deidentify_table,
+    fetch_api_records,
+    join_sources,
+    report_acquisition,
+    scrape_web_pages,
+    validate_table,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Sources -> joined table -> validated -> de-identified ``acquired_table`` + ``acquisition_report``."""
+    settings = "params:data_acquisition"
+    return Pipeline(
+        [
+            node(
+                fetch_api_records,
+                settings,
+                ["api_records", "api_provenance"],
+                name="fetch_api_records",
+            ),
+            node(
+                scrape_web_pages,
+                settings,
+                ["web_records", "web_provenance"],
+                name="scrape_web_pages",
+            ),
+            node(
+                aggregate_annotations,
+                ["raw_annotations", settings, "params:columns"],
+                ["crowd_labels", "annotation_report"],
+                name="aggregate_annotations",
+            ),
+            node(
+                join_sources,
+                [
+                    "raw_customers",
+                    "raw_billing",
+                    "api_records",
+                    "web_records",
+                    "crowd_labels",
+                    settings,
+                    "params:columns",
+                ],
+                ["joined_table", "join_summary"],
+                name="join_sources",
+            ),
+            node(
+                validate_table,
+                ["joined_table", settings, "params:columns"],
+                "validated_table",
+                name="validate_table",
+            ),
+            node(
+                deidentify_table,
+                ["validated_table", settings, "params:columns"],
+                ["acquired_table", "deidentification_summary"],
+                name="deidentify_table",
+            ),
+            node(
+                report_acquisition,
+                [
+                    "join_summary",
+                    "api_provenance",
+                    "web_provenance",
+                    "annotation_report",
+                    "deidentification_summary",
+                ],
+                "acquisition_report",
+                name="report_acquisition",
+            ),
+        ]
+    )
