@@ -1,0 +1,421 @@
+"""Nodes of the serving pipeline: export the serving bundle, score a batch of new records, report drift."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import metadata as package_metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from pydantic import Field, PositiveInt
+
+import deep_learning_workflow
+from deep_learning_workflow.bundle import (
+    FORMAT_VERSION,
+    MODEL_FILE,
+    ServingBundle,
+    model_fingerprint,
+)
+from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
+from deep_learning_workflow.metrics import positive_index, predict_labels
+from deep_learning_workflow.model_inputs import predict_probabilities
+from deep_learning_workflow.parameters import Parameters, parse, register
+
+from .drift import DriftSettings, compute_drift, reference_statistics
+
+
+@register("serving")
+class ServingParams(Parameters):
+    """The serving bundle, batch scoring and the drift report (``params:serving``)."""
+
+    force_export: bool = Field(
+        False,
+        description="Export the model even though the release gate failed (the bundle records it)",
+    )
+    reference_bins: int = Field(
+        10, ge=2, le=100, description="Quantile bins of the numeric drift reference"
+    )
+    batch_size: PositiveInt = Field(1024, description="Rows per forward pass in batch scoring")
+    drift: DriftSettings = DriftSettings()
+
+
+def _params(serving: ServingParams | Mapping[str, Any]) -> ServingParams:
+    return (
+        serving if isinstance(serving, ServingParams) else parse(ServingParams, serving, "serving")
+    )
+
+
+def _roles(columns: ColumnRoles | Mapping[str, Any]) -> ColumnRoles:
+    return columns if isinstance(columns, ColumnRoles) else parse(ColumnRoles, columns, "columns")
+
+
+def _gate_verdict(release_gate: Mapping[str, Any], model: Any) -> tuple[bool, bool]:
+    """The gate's verdict, and whether the gate judged this very model (not an earlier or later one)."""
+    # The gate records the evaluation's own fingerprint of the model it judged; compare with the same function.
+    from deep_learning_workflow.pipelines.evaluation.nodes import (
+        _model_fingerprint as evaluated_fingerprint,
+    )
+
+    verdict = release_gate.get("passed")
+    if not isinstance(verdict, bool):
+        raise ValueError(
+            f"Dataset 'release_gate' has no boolean 'passed' verdict (keys: {sorted(release_gate)}); "
+            "run the evaluation pipeline first."
+        )
+    return verdict, release_gate.get("model_fingerprint") == evaluated_fingerprint(model)
+
+
+def _threshold(decision_threshold: Mapping[str, Any], positive_class: str) -> float:
+    value = decision_threshold.get("threshold")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"Dataset 'decision_threshold' must hold a 'threshold' between 0 and 1, got {value!r}; "
+            "run the evaluation pipeline first."
+        )
+    chosen_for = decision_threshold.get("positive_class", positive_class)
+    if chosen_for != positive_class:
+        raise ValueError(
+            f"Dataset 'decision_threshold' was chosen for the positive class '{chosen_for}', but params:columns "
+            f"makes '{positive_class}' positive; run the evaluation pipeline again."
+        )
+    return float(value)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def input_schema(train: pd.DataFrame, roles: ColumnRoles) -> dict[str, dict[str, Any]]:
+    """What the training split says a valid record looks like, column by column.
+
+    Args:
+        train: the training split.
+        roles: resolved column roles.
+
+    Returns:
+        Column name -> ``{"role", "dtype", "input_dtype", "nullable"}`` plus ``min``/``max`` for numeric and
+        ``categories`` for categorical columns; the key column (if any) first, then the features in model order.
+    """
+    schema: dict[str, dict[str, Any]] = {}
+    if roles.key:
+        schema[roles.key] = {
+            "role": "key",
+            "dtype": str(train[roles.key].dtype),
+            "input_dtype": "string",
+            "nullable": bool(train[roles.key].isna().any()),
+        }
+    for column in roles.numeric or []:
+        values = pd.to_numeric(train[column], errors="raise").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
+        present = values[~np.isnan(values)]
+        schema[column] = {
+            "role": "numeric",
+            "dtype": str(train[column].dtype),
+            "input_dtype": "float32",
+            "nullable": bool(np.isnan(values).any()),
+            "min": _finite_or_none(present.min()) if present.size else None,
+            "max": _finite_or_none(present.max()) if present.size else None,
+        }
+    for column in roles.categorical or []:
+        values = train[column]
+        strings = values.dropna().astype(str)
+        schema[column] = {
+            "role": "categorical",
+            "dtype": str(values.dtype),
+            "input_dtype": "string",
+            "nullable": bool(values.isna().any() or (strings == "").any()),
+            "categories": sorted(set(strings) - {""}),
+        }
+    for column in roles.text:
+        values = train[column]
+        schema[column] = {
+            "role": "text",
+            "dtype": str(values.dtype),
+            "input_dtype": "string",
+            "nullable": bool(values.isna().any()),
+        }
+    return schema
+
+
+def _versions() -> dict[str, str | None]:
+    def version(package: str) -> str | None:
+        try:
+            return package_metadata.version(package)
+        except package_metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": platform.python_version(),
+        "deep_learning_workflow": deep_learning_workflow.__version__,
+        "tensorflow": version("tensorflow"),
+        "keras": version("keras"),
+    }
+
+
+def export_serving_bundle(
+    model: Any,
+    train: pd.DataFrame,
+    decision_threshold: Mapping[str, Any],
+    release_gate: Mapping[str, Any],
+    columns: Mapping[str, Any],
+    serving: Mapping[str, Any],
+) -> ServingBundle:
+    """Assemble the serving bundle of the gated model (saved by ``ServingBundleDataset``, atomically).
+
+    Args:
+        model: the trained Keras model (raw records in, class probabilities out).
+        train: the training split before balancing; the input schema and drift reference come from it.
+        decision_threshold: the evaluation's ``{"threshold", "positive_class", ...}``.
+        release_gate: the evaluation's release gate: its boolean ``passed`` verdict and the ``model_fingerprint`` of
+            the model it judged.
+        columns: ``params:columns``.
+        serving: ``params:serving``.
+
+    Returns:
+        The bundle: metadata as documented in :mod:`deep_learning_workflow.bundle`, and the model.
+
+    Raises:
+        ValueError: when the release gate failed or judged another model and ``serving.force_export`` is false, or
+            the model's inputs or outputs do not match the training split's columns and classes.
+    """
+    params = _params(serving)
+    passed, judged = _gate_verdict(release_gate, model)
+    if not judged and not params.force_export:
+        raise ValueError(
+            "The release gate (data/08_reporting/release_gate.json) judged another model than the one being "
+            "exported: run the evaluation pipeline on this model first, or set serving.force_export: true."
+        )
+    if not passed and not params.force_export:
+        raise ValueError(
+            "The release gate failed, so the model is not exported for serving (see data/08_reporting/"
+            "release_gate.json). Improve the model, or set serving.force_export: true to export it anyway."
+        )
+    roles = resolve_roles(train, _roles(columns), "train")
+    inputs = [tensor.name.split(":")[0] for tensor in model.inputs]
+    if sorted(inputs) != sorted(roles.features):
+        raise ValueError(
+            f"The model takes the inputs {sorted(inputs)} but params:columns gives the features "
+            f"{sorted(roles.features)}; retrain the model or fix params:columns."
+        )
+    classes = target_classes(train[roles.target])
+    outputs = int(model.outputs[0].shape[-1])
+    if outputs != len(classes):
+        raise ValueError(
+            f"The model returns {outputs} probabilities but the target '{roles.target}' of 'train' has "
+            f"{len(classes)} classes {classes}."
+        )
+    binary = len(classes) == 2
+    positive_class = classes[positive_index(classes, roles.positive_class)] if binary else None
+    fingerprint = model_fingerprint(model)
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "model_version": fingerprint[:12],
+        "model_sha256": fingerprint,
+        "model_file": MODEL_FILE,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "classes": classes,
+        "positive_class": positive_class,
+        "decision_threshold": _threshold(decision_threshold, positive_class) if binary else None,
+        "key": roles.key,
+        "target": roles.target,
+        "features": roles.features,
+        "schema": input_schema(train, roles),
+        "reference": reference_statistics(train, roles, params.reference_bins),
+        "release_gate": {
+            "passed": passed,
+            "judged_this_model": judged,
+            "forced": not (passed and judged),
+        },
+        "versions": _versions(),
+    }
+    return ServingBundle(metadata, model=model)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Category codes as text the way the clean table holds them: 1 and 1.0 become "1", missing stays missing."""
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return values.astype("str").mask(values.isna())
+    present = values.dropna().to_numpy(dtype="float64")
+    if np.all(np.mod(present, 1) == 0):
+        return values.astype("Int64").astype("str").mask(values.isna())
+    return values.astype("str").mask(values.isna())
+
+
+def validate_scoring_batch(
+    scoring_batch: pd.DataFrame, serving_bundle: ServingBundle
+) -> pd.DataFrame:
+    """Check new records against the bundle's input schema and keep the columns the model needs.
+
+    Unseen categories, missing values and numbers outside the training range are allowed here (the model maps
+    them to its out-of-vocabulary bucket, imputes or clips them); the drift report counts them.
+
+    Args:
+        scoring_batch: raw records to score; extra columns (such as the target) are dropped.
+        serving_bundle: the exported bundle.
+
+    Returns:
+        The key column (when the bundle has one) and the feature columns; numeric columns as float64, categorical
+        and text columns as text (integer codes such as 0/1 read from a CSV become "0"/"1", as in the clean table).
+
+    Raises:
+        ValueError: naming the missing columns, or a numeric column holding text, or when there are no records.
+    """
+    key = serving_bundle.metadata["key"]
+    needed = ([key] if key else []) + serving_bundle.features
+    missing = [column for column in needed if column not in scoring_batch.columns]
+    if missing:
+        raise ValueError(
+            f"Dataset 'scoring_batch' lacks the columns {missing} that the model (version "
+            f"{serving_bundle.model_version}) needs; it has {list(scoring_batch.columns)}."
+        )
+    if scoring_batch.empty:
+        raise ValueError("Dataset 'scoring_batch' has no records to score.")
+    batch = scoring_batch.loc[:, needed].copy()
+    for column in serving_bundle.roles.numeric or []:
+        converted = pd.to_numeric(batch[column], errors="coerce")
+        bad = batch[column].notna() & converted.isna()
+        if bad.any():
+            examples = batch.loc[bad, column].astype(str).unique()[:3].tolist()
+            raise ValueError(
+                f"Numeric column '{column}' of 'scoring_batch' holds values that are not numbers, e.g. {examples}."
+            )
+        batch[column] = converted.astype("float64")
+    for column in [*(serving_bundle.roles.categorical or []), *serving_bundle.roles.text]:
+        batch[column] = _as_text(batch[column])
+    return batch
+
+
+def score_batch(
+    validated_batch: pd.DataFrame, serving_bundle: ServingBundle, serving: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Score validated records with the bundle's model.
+
+    Args:
+        validated_batch: output of :func:`validate_scoring_batch`.
+        serving_bundle: the exported bundle.
+        serving: ``params:serving``.
+
+    Returns:
+        One row per record: the key (or ``row``, the record's position), ``probability_<class>`` per class,
+        ``probability`` (binary: of the positive class; otherwise of the predicted label), ``label`` (binary: the
+        positive class when its probability reaches the decision threshold; otherwise the most probable class)
+        and ``model_version``.
+
+    Raises:
+        ValueError: when the model returns a probability that is not finite.
+    """
+    params = _params(serving)
+    classes = serving_bundle.classes
+    probabilities = predict_probabilities(
+        serving_bundle.model, validated_batch, serving_bundle.roles, batch_size=params.batch_size
+    )
+    if probabilities.shape != (len(validated_batch), len(classes)):
+        raise ValueError(
+            f"The model returned probabilities of shape {probabilities.shape} for {len(validated_batch)} rows and classes {classes}."
+        )
+    broken = ~np.isfinite(probabilities).all(axis=1)
+    if broken.any():
+        raise ValueError(
+            f"The model returned non-finite probabilities for {int(broken.sum())} of {len(broken)} records "
+            f"(first at position {int(np.argmax(broken))}); the model (version {serving_bundle.model_version}) is broken."
+        )
+    key = serving_bundle.metadata["key"]
+    predictions = pd.DataFrame(
+        {key: validated_batch[key].to_numpy()} if key else {"row": np.arange(len(validated_batch))}
+    )
+    for index, label in enumerate(classes):
+        predictions[f"probability_{label}"] = probabilities[:, index]
+    labels = predict_labels(
+        probabilities, classes, serving_bundle.positive_class, serving_bundle.decision_threshold
+    )
+    if len(classes) == 2:
+        predictions["probability"] = probabilities[:, classes.index(serving_bundle.positive_class)]
+    else:
+        predictions["probability"] = probabilities.max(axis=1)
+    predictions["label"] = pd.Series(labels, dtype="str")
+    predictions["model_version"] = serving_bundle.model_version
+    return predictions
+
+
+def report_drift(
+    validated_batch: pd.DataFrame, serving_bundle: ServingBundle, serving: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Compare the scored batch with the training reference of the bundle.
+
+    Returns:
+        The report of :func:`~deep_learning_workflow.pipelines.serving.drift.compute_drift` with the model version.
+    """
+    report = compute_drift(validated_batch, serving_bundle.reference, _params(serving).drift)
+    return {"model_version": serving_bundle.model_version, "dataset": "scoring_batch", **report}
+
+
+def plot_drift_scores(drift_report: Mapping[str, Any]) -> go.Figure:
+    """Bar chart of each feature's drift as a multiple of its threshold (1 = the threshold)."""
+    features = drift_report["features"]
+    names = sorted(features, key=lambda name: features[name]["value"] / features[name]["threshold"])
+    ratios = [features[name]["value"] / features[name]["threshold"] for name in names]
+    figure = go.Figure(
+        go.Bar(
+            x=ratios,
+            y=names,
+            orientation="h",
+            marker_color=["#d62728" if features[name]["drifted"] else "#1f77b4" for name in names],
+            customdata=[
+                [features[name]["metric"], features[name]["value"], features[name]["threshold"]]
+                for name in names
+            ],
+            hovertemplate="%{y}: %{customdata[0]} = %{customdata[1]:.4f} (threshold %{customdata[2]})<extra></extra>",
+        )
+    )
+    figure.add_vline(x=1.0, line_dash="dash", line_color="#d62728")
+    due = "retraining due" if drift_report["retraining_due"] else "no retraining due"
+    figure.update_layout(
+        title=f"Drift against the training data: {len(drift_report['drifted_features'])} drifted feature(s), {due}",
+        xaxis_title="drift / threshold",
+        height=max(320, 28 * len(names) + 120),
+        template="plotly_white",
+    )
+    return figure
+
+
+def plot_drift_distributions(drift_report: Mapping[str, Any]) -> go.Figure:
+    """Training and new shares of every bucket, one panel per feature, drifted features first."""
+    features = drift_report["features"]
+    names = sorted(features, key=lambda name: (not features[name]["drifted"], name))
+    columns = 3
+    rows = max(1, -(-len(names) // columns))
+    figure = make_subplots(
+        rows=rows,
+        cols=columns,
+        subplot_titles=[
+            f"{name}{' (drifted)' if features[name]['drifted'] else ''}" for name in names
+        ],
+    )
+    for index, name in enumerate(names):
+        entry = features[name]
+        for series, color in (("reference", "#7f7f7f"), ("observed", "#1f77b4")):
+            figure.add_trace(
+                go.Bar(
+                    x=entry["labels"],
+                    y=entry[series],
+                    name="training" if series == "reference" else "new records",
+                    marker_color=color,
+                    legendgroup=series,
+                    showlegend=index == 0,
+                ),
+                row=index // columns + 1,
+                col=index % columns + 1,
+            )
+    figure.update_layout(
+        title="Share of records per bucket: training vs new records",
+        barmode="group",
+        height=260 * rows + 80,
+        template="plotly_white",
+    )
+    return figure
