@@ -10,6 +10,7 @@ import pytest
 PROJECT_PATH = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Keras and TensorFlow start quietly and use both cores in a predictable way.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -1,5 +1,11 @@
 """Project settings. See https://docs.kedro.org/en/stable/configure/configuration_basics/."""
 
+import os
+
+# MLflow would otherwise send usage data over the network whenever kedro-mlflow starts a run.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
 from deep_learning_workflow.hooks import ValidateParametersHook
 
 HOOKS = (ValidateParametersHook(),)

@@ -1,0 +1,88 @@
+"""Datasets of the evaluation pipeline: the release record and the run's MLflow tags."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+logger = logging.getLogger(__name__)
+
+
+class OptionalJSONDataset(AbstractDataset[dict, dict | None]):
+    """A local JSON file that may not exist yet: loading a missing file gives None.
+
+    Used for the record of the released model, which does not exist before the first release. Saving writes a
+    temporary file beside the target and renames it, so a failed save never leaves a half-written record.
+
+    Example catalog entry::
+
+        previous_release:
+          type: deep_learning_workflow.pipelines.evaluation.datasets.OptionalJSONDataset
+          filepath: data/06_models/released/release.json
+    """
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = Path(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict | None:
+        if not self._filepath.exists():
+            return None
+        return json.loads(self._filepath.read_text(encoding="utf-8"))
+
+    def save(self, data: dict) -> None:
+        self._filepath.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._filepath.with_name(f".{self._filepath.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with temporary.open("x", encoding="utf-8") as file:
+                json.dump(data, file, indent=2, sort_keys=True)
+            os.replace(temporary, self._filepath)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class MlflowTagsDataset(AbstractDataset[dict, None]):
+    """Sets a dictionary as tags of the active MLflow run (the run kedro-mlflow opens for ``kedro run``).
+
+    Write-only. Without an active run (tracking disabled, or a run outside kedro-mlflow) saving does nothing, so it
+    never creates a run of its own. kedro-mlflow switches it off with its other ``Mlflow*`` datasets when tracking is
+    disabled for a pipeline.
+    """
+
+    def __init__(self, metadata: dict[str, Any] | None = None) -> None:
+        self.metadata = metadata
+        self._logging_activated = True
+
+    def load(self) -> dict:
+        raise DatasetError(
+            "MlflowTagsDataset is write-only: read the tags in the MLflow UI or with MlflowClient."
+        )
+
+    def save(self, data: dict) -> None:
+        if not self._logging_activated:
+            return
+        import mlflow  # imported here: the dataset is created by every session, most of which never save it
+
+        if mlflow.active_run() is None:
+            logger.info("No active MLflow run: the run's tags are not logged.")
+            return
+        mlflow.set_tags({str(key): str(value) for key, value in data.items()})
+
+    def _exists(self) -> bool:
+        return False
+
+    def _describe(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,550 @@
+"""Plots of the validation results and the model report for decision makers.
+
+Plots are plotly figures (kedro-viz previews them); the report is one self-contained HTML file with plotly.js
+inlined once, so it opens offline and can be mailed.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
+from deep_learning_workflow.parameters import parse
+from deep_learning_workflow.pipelines.evaluation.nodes import CANDIDATE
+from deep_learning_workflow.pipelines.evaluation.parameters import EvaluationParameters
+from deep_learning_workflow.problem import ProblemDefinition
+
+METRIC_NAMES = {
+    "pr_auc": "PR-AUC (average precision)",
+    "roc_auc": "ROC-AUC",
+    "log_loss": "Log loss",
+    "brier": "Brier score",
+    "accuracy": "Accuracy",
+    "f1_macro": "Macro F1",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1": "F1",
+}
+METRIC_MEANINGS = {
+    "pr_auc": "how well the model ranks the positive class above the rest, weighted towards the top of the list "
+    "(1 is perfect; a random ranking scores the positive share)",
+    "roc_auc": "the chance that a random positive record is ranked above a random negative one (0.5 is chance)",
+    "log_loss": "how confident and right the probabilities are (lower is better)",
+    "brier": "the mean squared error of the probabilities (lower is better)",
+    "accuracy": "the share of records whose most probable class is right",
+    "f1_macro": "the mean over classes of the balance between precision and recall",
+}
+LAYOUT = {
+    "template": "plotly_white",
+    "width": 640,
+    "height": 480,
+    "legend": {"x": 0.99, "xanchor": "right"},
+}
+
+
+# --- plots --------------------------------------------------------------------------------------------------------
+
+
+def _curve_columns(predictions: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """(candidate, class, column) of each curve: every candidate's positive class, or the model's classes."""
+    classes = predictions["classes"]
+    if len(classes) == 2:
+        column = positive_index(classes, predictions["positive_class"])
+        return [(name, classes[column], column) for name in predictions["probabilities"]]
+    return [(CANDIDATE, label, column) for column, label in enumerate(classes)]
+
+
+def _trace_name(candidate: str, label: str, binary: bool) -> str:
+    return candidate if binary else f"{candidate}: {label} vs rest"
+
+
+def plot_confusion_matrix(validation_metrics: Mapping[str, Any]) -> go.Figure:
+    """The model's confusion matrix on the validation split at its decision threshold."""
+    decisions = validation_metrics["at_threshold"]
+    matrix = decisions["confusion_matrix"]
+    classes = matrix["classes"]
+    counts = np.asarray(matrix["counts"])
+    threshold = decisions["threshold"]
+    rule = "most probable class" if threshold is None else f"threshold {threshold:.3f}"
+    figure = go.Figure(
+        go.Heatmap(
+            z=counts,
+            x=[f"decided {label}" for label in classes],
+            y=[f"true {label}" for label in classes],
+            text=counts,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+        )
+    )
+    figure.update_layout(
+        **{**LAYOUT, "width": 520, "height": 440},
+        title=f"Confusion matrix: model on validation ({rule})",
+        yaxis={"autorange": "reversed"},
+    )
+    return figure
+
+
+def plot_roc_curves(validation_predictions: Mapping[str, Any]) -> go.Figure:
+    """ROC curves of the model and the baselines on the validation split (one-vs-rest per class if multi-class)."""
+    labels = validation_predictions["labels"]
+    binary = len(validation_predictions["classes"]) == 2
+    figure = go.Figure()
+    for candidate, label, column in _curve_columns(validation_predictions):
+        truth = labels == label
+        scores = validation_predictions["probabilities"][candidate][:, column]
+        fpr, tpr, _ = roc_curve(truth, scores)
+        area = roc_auc_score(truth, scores)
+        figure.add_trace(
+            go.Scatter(
+                x=fpr,
+                y=tpr,
+                mode="lines",
+                name=f"{_trace_name(candidate, label, binary)} (AUC {area:.3f})",
+            )
+        )
+    figure.add_trace(
+        go.Scatter(
+            x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"}
+        )
+    )
+    figure.update_layout(
+        **LAYOUT,
+        title="ROC curves on validation",
+        xaxis_title="False positive rate",
+        yaxis_title="True positive rate (recall)",
+    )
+    return figure
+
+
+def plot_precision_recall_curves(
+    validation_predictions: Mapping[str, Any], decision_threshold: Mapping[str, Any]
+) -> go.Figure:
+    """Precision-recall curves on the validation split, with the model's chosen operating point."""
+    labels = validation_predictions["labels"]
+    binary = len(validation_predictions["classes"]) == 2
+    figure = go.Figure()
+    for candidate, label, column in _curve_columns(validation_predictions):
+        truth = labels == label
+        scores = validation_predictions["probabilities"][candidate][:, column]
+        precision, recall, _ = precision_recall_curve(truth, scores)
+        area = average_precision_score(truth, scores)
+        figure.add_trace(
+            go.Scatter(
+                x=recall,
+                y=precision,
+                mode="lines",
+                line={"shape": "hv"},
+                name=f"{_trace_name(candidate, label, binary)} (AP {area:.3f})",
+            )
+        )
+    if binary and decision_threshold.get("threshold") is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=[decision_threshold["recall"]],
+                y=[decision_threshold["precision"]],
+                mode="markers",
+                marker={"size": 12, "symbol": "x", "color": "black"},
+                name=f"model at threshold {decision_threshold['threshold']:.3f}",
+            )
+        )
+        positive = decision_threshold["positive_class"]
+        share = float(np.mean(labels == positive))
+        figure.add_hline(
+            y=share, line_dash="dot", line_color="grey", annotation_text=f"share of {positive}"
+        )
+    figure.update_layout(
+        **LAYOUT,
+        title="Precision-recall curves on validation",
+        xaxis_title="Recall",
+        yaxis_title="Precision",
+    )
+    return figure
+
+
+def plot_calibration_curves(
+    validation_predictions: Mapping[str, Any], evaluation: dict
+) -> go.Figure:
+    """Reliability diagram on the validation split: predicted probability against observed frequency.
+
+    Bins hold equal numbers of records (``params:evaluation.calibration_bins``). For a multi-class target the
+    model's top-class probability is compared with how often the top class is right.
+    """
+    bins = parse(EvaluationParameters, evaluation, "evaluation").calibration_bins
+    labels = validation_predictions["labels"]
+    classes = validation_predictions["classes"]
+    figure = go.Figure()
+    if len(classes) == 2:
+        for candidate, label, column in _curve_columns(validation_predictions):
+            scores = validation_predictions["probabilities"][candidate][:, column]
+            observed, predicted = calibration_curve(
+                labels == label, scores, n_bins=bins, strategy="quantile"
+            )
+            figure.add_trace(
+                go.Scatter(x=predicted, y=observed, mode="lines+markers", name=candidate)
+            )
+        axis = f"P({classes[positive_index(classes, validation_predictions['positive_class'])]})"
+    else:
+        probabilities = validation_predictions["probabilities"][CANDIDATE]
+        correct = np.asarray(classes)[probabilities.argmax(axis=1)] == labels
+        observed, predicted = calibration_curve(
+            correct, probabilities.max(axis=1), n_bins=bins, strategy="quantile"
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=predicted, y=observed, mode="lines+markers", name=f"{CANDIDATE}: top class"
+            )
+        )
+        axis = "probability of the top class"
+    figure.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="perfectly calibrated",
+            line={"dash": "dot", "color": "grey"},
+        )
+    )
+    figure.update_layout(
+        **LAYOUT,
+        title="Calibration on validation",
+        xaxis_title=f"Mean predicted {axis}",
+        yaxis_title="Observed frequency",
+    )
+    return figure
+
+
+# --- report -------------------------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _number(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return _text(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{cell}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _flatten(value: Any, prefix: str = "", depth: int = 3) -> list[tuple[str, Any]]:
+    if isinstance(value, Mapping) and depth > 0:
+        items: list[tuple[str, Any]] = []
+        for key, inner in value.items():
+            items.extend(_flatten(inner, f"{prefix}.{key}" if prefix else str(key), depth - 1))
+        return items
+    if isinstance(value, str | int | float | bool) or value is None:
+        return [(prefix, value)]
+    return []
+
+
+def _counts(class_counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{_text(label)}: {_number(count)}" for label, count in class_counts.items())
+
+
+def _data_section(split_report: Any, validation_metrics: Mapping, test_metrics: Mapping) -> str:
+    """Sizes of every split from the split report when it has them, else its items, plus the evaluated splits."""
+    parts = []
+    splits = split_report.get("splits") if isinstance(split_report, Mapping) else None
+    if isinstance(splits, Mapping) and all(
+        isinstance(item, Mapping) and "rows" in item for item in splits.values()
+    ):
+        rows = [
+            [_text(name), _number(item["rows"]), _counts(item.get("class_counts", {}))]
+            for name, item in splits.items()
+        ]
+        parts.append(_table(["Table", "Rows", "Rows per class"], rows))
+        balancing = split_report.get("balancing")
+        if isinstance(balancing, Mapping) and "method" in balancing:
+            parts.append(
+                f"<p>Balancing of the training split: {_text(balancing['method'])}. Validation and test "
+                "keep the real class ratio.</p>"
+            )
+    else:
+        reported = _flatten(split_report)[:40]
+        if reported:
+            parts.append("<p>From the split report:</p>")
+            parts.append(_table(["Item", "Value"], [[_text(k), _number(v)] for k, v in reported]))
+    rows = [
+        [
+            _text(data["split"]),
+            _number(data["rows"]),
+            _counts(data["class_counts"]),
+            f"<code>{data['fingerprint'][:12]}</code>",
+        ]
+        for data in (validation_metrics["data"], test_metrics["data"])
+    ]
+    parts.append(
+        "<p>The splits evaluated here, with their data versions (content fingerprints):</p>"
+    )
+    parts.append(_table(["Split", "Rows", "Rows per class", "Data version"], rows))
+    return "\n".join(parts)
+
+
+def _candidates_section(
+    validation_metrics: Mapping, baseline_metrics: Mapping, primary: str
+) -> str:
+    names = list(GREATER_IS_BETTER)
+    header = [
+        "Candidate",
+        *[METRIC_NAMES[name] + (" ★" if name == primary else "") for name in names],
+    ]
+    header += ["Threshold", "Precision", "Recall", "F1"]
+    binary = len(validation_metrics["classes"]) == 2
+    positive = validation_metrics["positive_class"]
+    rows = []
+    for name, metrics in [(CANDIDATE, validation_metrics), *sorted(baseline_metrics.items())]:
+        decisions = metrics["at_threshold"]
+        key = positive if binary else "macro"
+        row = [f"<b>{_text(name)}</b>" if name == CANDIDATE else _text(name)]
+        row += [_number(metrics["scores"][metric]) for metric in names]
+        row += [_number(decisions["threshold"])]
+        row += [_number(decisions[metric][key]) for metric in ("precision", "recall", "f1")]
+        rows.append(row)
+    scope = f"of '{_text(positive)}'" if binary else "macro-averaged"
+    note = (
+        f"<p>Precision, recall and F1 are {scope}, each candidate at its own threshold chosen on validation by the "
+        "same rule. ★ marks the primary metric.</p>"
+    )
+    return _table(header, rows) + note
+
+
+def _threshold_section(decision_threshold: Mapping) -> str:
+    if decision_threshold.get("threshold") is None:
+        return f"<p>{_text(decision_threshold['note'])}</p>"
+    positive = _text(decision_threshold["positive_class"])
+    rule = {
+        "max_f1": "the best F1 (balance of precision and recall)",
+        "target_recall": f"a recall of at least {decision_threshold['target']}",
+        "target_precision": f"a precision of at least {decision_threshold['target']}",
+    }[decision_threshold["rule"]]
+    met = (
+        ""
+        if decision_threshold["target_met"]
+        else " <b>The target could not be reached on validation.</b>"
+    )
+    return (
+        f"<p>A record is flagged as <b>{positive}</b> when the model's probability of {positive} is at least "
+        f"<b>{decision_threshold['threshold']:.3f}</b>, chosen on the validation split for {rule}.{met}</p>"
+        f"<p>On validation at this threshold: of the records flagged, {decision_threshold['precision']:.0%} are "
+        f"{positive} (precision); of all {positive} records, {decision_threshold['recall']:.0%} are flagged "
+        "(recall).</p>"
+    )
+
+
+def _gate_section(release_gate: Mapping) -> str:
+    verdict = "RELEASE" if release_gate["passed"] else "REJECT"
+    rows = [
+        [_text(check["check"]), "✅ pass" if check["passed"] else "❌ fail", _text(check["detail"])]
+        for check in release_gate["checks"]
+    ]
+    return f"<p class='verdict {verdict.lower()}'>Verdict: {verdict}</p>" + _table(
+        ["Check", "Result", "Detail"], rows
+    )
+
+
+def _test_section(test_metrics: Mapping) -> str:
+    model = test_metrics["model"]["metrics"]
+    bootstrap = test_metrics["bootstrap"]
+    level = f"{bootstrap['confidence']:.0%}"
+    rows = [
+        [
+            METRIC_NAMES[name],
+            _number(values["value"]),
+            f"{_number(values['low'])} – {_number(values['high'])}",
+        ]
+        for name, values in model.items()
+    ]
+    binary = len(test_metrics["classes"]) == 2
+    scope = f"of '{_text(test_metrics['positive_class'])}'" if binary else "macro-averaged"
+    parts = [
+        _table(["Metric (model)", "Test value", f"{level} confidence interval"], rows),
+        f"<p>Intervals: {_text(bootstrap['method'])}, {bootstrap['resamples']:,} resamples, seed "
+        f"{bootstrap['seed']}. Precision, recall and F1 are {scope}, at the decision rule chosen on "
+        "validation.</p>",
+    ]
+    if binary:
+        decisions = test_metrics["model"]["at_threshold"]["confusion_matrix"]
+        column = decisions["classes"].index(test_metrics["positive_class"])
+        counts = np.asarray(decisions["counts"])
+        positive = _text(test_metrics["positive_class"])
+        parts.append(
+            f"<p>In words: of {counts.sum():,} test records the model flags {counts[:, column].sum():,} as "
+            f"{positive}; {counts[column, column]:,} of them are {positive}, and it finds "
+            f"{counts[column, column]:,} of the {counts[column].sum():,} {positive} records.</p>"
+        )
+    differences = test_metrics["model_minus_baseline"]
+    if differences:
+        rows = []
+        for name, difference in differences.items():
+            baseline = test_metrics["baselines"][name]["metrics"][difference["metric"]]["value"]
+            interval = f"{difference['low']:+.3f} – {difference['high']:+.3f}"
+            rows.append([_text(name), _number(baseline), f"{difference['value']:+.3f}", interval])
+        metric = METRIC_NAMES[test_metrics["primary_metric"]]
+        parts.append(
+            _table(
+                [
+                    "Baseline",
+                    f"Baseline test {metric}",
+                    "Model minus baseline",
+                    f"{level} interval",
+                ],
+                rows,
+            )
+        )
+    return "\n".join(parts)
+
+
+def _limitations(
+    params: EvaluationParameters,
+    validation_metrics: Mapping,
+    test_metrics: Mapping,
+    release_gate: Mapping,
+) -> list[str]:
+    found = []
+    test_rows = test_metrics["data"]["rows"]
+    smallest = min(test_metrics["data"]["class_counts"].values())
+    if smallest < 100:
+        found.append(
+            f"The test split has only {smallest} records of its rarest class: its metrics are uncertain (see the "
+            "width of the intervals)."
+        )
+    primary = test_metrics["primary_metric"]
+    interval = test_metrics["model"]["metrics"][primary]
+    found.append(
+        f"On {test_rows:,} test records the {METRIC_NAMES[primary]} is known to within about "
+        f"±{(interval['high'] - interval['low']) / 2:.3f}; differences between models smaller than that are noise."
+    )
+    if not release_gate["passed"]:
+        found.append(
+            "The release gate rejected this model: "
+            + "; ".join(_text(name) for name in release_gate["failed_checks"])
+            + "."
+        )
+    found.append(
+        "All figures come from historical data split at random; they hold for future records only as long as those "
+        "resemble the past (watch the drift report)."
+    )
+    return found + list(params.report.limitations)
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+.verdict { font-size: 1.3em; font-weight: bold; } .release { color: #17692e; } .reject { color: #a11a1a; }
+.headline { background: #f6f8fa; border-left: 4px solid #888; padding: 0.6em 1em; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+.muted { color: #666; font-size: 0.9em; }
+"""
+
+
+def render_model_report(
+    problem: dict,
+    evaluation: dict,
+    split_report: Any,
+    validation_metrics: Mapping[str, Any],
+    baseline_metrics: Mapping[str, Any],
+    decision_threshold: Mapping[str, Any],
+    release_gate: Mapping[str, Any],
+    test_metrics: Mapping[str, Any],
+    confusion_matrix_plot: go.Figure,
+    roc_curve_plot: go.Figure,
+    precision_recall_plot: go.Figure,
+    calibration_plot: go.Figure,
+) -> str:
+    """The model report for decision makers: one self-contained HTML page.
+
+    Returns:
+        HTML with the problem and success metric, data summary, baselines against the model, the decision
+        threshold, the release gate's verdict, test metrics with confidence intervals, plots and limitations.
+    """
+    # Imported here: plotly.offline costs most of a second, which every kedro command would pay at start-up.
+    from plotly.offline import get_plotlyjs
+
+    definition = parse(ProblemDefinition, problem, "problem")
+    params = parse(EvaluationParameters, evaluation, "evaluation")
+    primary = definition.primary_metric
+    test_primary = test_metrics["model"]["metrics"][primary]
+    verdict = (
+        "released" if release_gate["passed"] else "not released (the release gate rejected it)"
+    )
+    figures = "".join(
+        f"<div>{figure.to_html(full_html=False, include_plotlyjs=False, config={'displaylogo': False})}</div>"
+        for figure in (
+            confusion_matrix_plot,
+            roc_curve_plot,
+            precision_recall_plot,
+            calibration_plot,
+        )
+    )
+    limitations = "".join(
+        f"<li>{_text(item)}</li>"
+        for item in _limitations(params, validation_metrics, test_metrics, release_gate)
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{_text(params.report.title)}</title>
+<style>{STYLE}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head><body>
+<h1>{_text(params.report.title)}</h1>
+<p class="muted">Model version <code>{_text(release_gate["model_fingerprint"][:12])}</code></p>
+<p class="headline">On records it has never seen (the test split), the model reaches a
+<b>{METRIC_NAMES[primary]} of {test_primary["value"]:.3f}</b>
+({test_metrics["bootstrap"]["confidence"]:.0%} confidence interval {test_primary["low"]:.3f} – {test_primary["high"]:.3f}).
+It is <b>{verdict}</b>.</p>
+
+<h2>1. The problem and how success is measured</h2>
+<p>{_text(definition.statement)}</p>
+<p>Success metric: <b>{METRIC_NAMES[primary]}</b>: {_text(METRIC_MEANINGS[primary])}.</p>
+
+<h2>2. Data</h2>
+{_data_section(split_report, validation_metrics, test_metrics)}
+<p class="muted">The model and the baselines were fitted on the training split; the threshold and the release decision
+used the validation split; the test split was scored once, at the end.</p>
+
+<h2>3. Model against baselines (validation split)</h2>
+{_candidates_section(validation_metrics, baseline_metrics, primary)}
+
+<h2>4. Decision threshold</h2>
+{_threshold_section(decision_threshold)}
+
+<h2>5. Release gate (validation split)</h2>
+{_gate_section(release_gate)}
+
+<h2>6. Final results on the test split</h2>
+{_test_section(test_metrics)}
+
+<h2>7. Plots (validation split)</h2>
+<div class="plots">{figures}</div>
+
+<h2>8. Limitations</h2>
+<ul>{limitations}</ul>
+</body></html>
+"""

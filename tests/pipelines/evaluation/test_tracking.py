@@ -1,0 +1,58 @@
+"""The run's metrics and version tags reach MLflow through kedro-mlflow's dataset and the tags dataset."""
+
+from __future__ import annotations
+
+import pytest
+
+from deep_learning_workflow.pipelines.evaluation.datasets import (
+    MlflowTagsDataset,
+    OptionalJSONDataset,
+)
+
+
+@pytest.mark.slow
+def test_metrics_and_tags_are_logged_to_the_active_run(tmp_path):
+    import mlflow
+    from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    was_set, previous = mlflow.is_tracking_uri_set(), mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.create_experiment("evaluation", artifact_location=str(tmp_path / "art"))
+        with mlflow.start_run(experiment_id=experiment) as run:
+            MlflowMetricsHistoryDataset(prefix="evaluation").save(
+                {
+                    "val.pr_auc": {"value": 0.66, "step": 0},
+                    "test.pr_auc.low": {"value": 0.6, "step": 0},
+                }
+            )
+            MlflowTagsDataset().save({"data.test.fingerprint": "abc", "data.val.rows": 1056})
+        logged = MlflowClient(tracking_uri=uri).get_run(run.info.run_id).data
+    finally:
+        mlflow.set_tracking_uri(previous if was_set else None)
+    assert logged.metrics == {"evaluation.val.pr_auc": 0.66, "evaluation.test.pr_auc.low": 0.6}
+    assert logged.tags["data.test.fingerprint"] == "abc" and logged.tags["data.val.rows"] == "1056"
+
+
+def test_tags_without_an_active_run_are_not_logged_anywhere(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    assert mlflow.active_run() is None
+    MlflowTagsDataset().save({"model.fingerprint": "abc"})
+    assert mlflow.active_run() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_optional_json_dataset_reads_none_until_saved_and_saves_atomically(tmp_path):
+    path = tmp_path / "released" / "release.json"
+    dataset = OptionalJSONDataset(str(path))
+    assert dataset.load() is None and not dataset.exists()
+    dataset.save({"released": True, "model_fingerprint": "m"})
+    assert dataset.load() == {"released": True, "model_fingerprint": "m"}
+    with pytest.raises(Exception, match="not JSON serializable"):
+        dataset.save({"released": object()})
+    assert dataset.load() == {"released": True, "model_fingerprint": "m"}
+    assert [p.name for p in path.parent.iterdir()] == ["release.json"]
