@@ -55,5 +55,9 @@ def predict_probabilities(
     """Class probabilities of shape (rows, classes) from a Keras model that takes raw records."""
     if frame.empty:
         raise ValueError("No records to score: the table is empty.")
-    probabilities = model.predict(to_model_inputs(frame, roles), batch_size=batch_size, verbose=0)
-    return np.asarray(probabilities, dtype="float64")
+    probabilities = np.asarray(
+        model.predict(to_model_inputs(frame, roles), batch_size=batch_size, verbose=0),
+        dtype="float64",
+    )
+    # float32 softmax rows sum to 1 only within ~1e-7; metrics such as log loss expect exact distributions.
+    return probabilities / probabilities.sum(axis=1, keepdims=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
-from deep_learning_workflow.columns import ColumnRoles, resolve_roles
+from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_labels
 from deep_learning_workflow.metrics import (
     DECISION_METRICS,
     GREATER_IS_BETTER,
@@ -83,7 +83,7 @@ def _labels(frame: pd.DataFrame, roles: ColumnRoles, classes: list[str], split: 
         raise ValueError(
             f"Dataset '{split}' has {int(target.isna().sum())} rows without a '{roles.target}' label."
         )
-    labels = target.astype(str).to_numpy()
+    labels = target_labels(target).to_numpy()
     unknown = sorted(set(labels) - set(classes))
     if unknown:
         raise ValueError(

@@ -1,0 +1,150 @@
+"""A versioned ``.keras`` model dataset that registers the project's custom layers before loading.
+
+kedro-datasets' ``tensorflow.TensorFlowModelDataset`` does the Keras saving and loading (``safe_mode`` on); this
+dataset wraps it to add what the workflow needs: the custom preprocessing layers are imported before
+deserialisation in whatever process loads the model, TensorFlow is imported only when a model is actually loaded
+or saved (so building the catalog stays cheap), and a save is atomic (written beside the target, then renamed).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from pathlib import PurePosixPath
+from typing import Any
+
+import fsspec
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    get_filepath_str,
+    get_protocol_and_path,
+)
+
+
+def _register_custom_layers() -> None:
+    # Importing the module registers its layers with Keras' serialisation registry.
+    import deep_learning_workflow.pipelines.modelling.layers  # noqa: F401
+
+
+def load_keras_model(filepath: str, **load_args: Any) -> Any:
+    """Load a ``.keras`` file saved by the modelling pipeline, outside a Kedro catalog (e.g. in a server).
+
+    Args:
+        filepath: local path of the ``.keras`` file.
+        **load_args: passed to ``keras.saving.load_model``; ``safe_mode`` stays True unless given.
+
+    Returns:
+        The Keras model.
+    """
+    _register_custom_layers()
+    import keras
+
+    return keras.saving.load_model(filepath, **{"safe_mode": True, **load_args})
+
+
+class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
+    """Loads and saves the workflow's Keras model as one versioned ``.keras`` file.
+
+    Example catalog entry::
+
+        model:
+          type: deep_learning_workflow.datasets.KerasModelDataset
+          filepath: data/06_models/model.keras
+          versioned: true
+
+    Args:
+        filepath: path ending in ``.keras``, optionally with an fsspec protocol (``s3://...``).
+        load_args: passed to ``TensorFlowModelDataset`` (``safe_mode`` defaults to True, ``compile`` to False:
+            scoring needs no optimiser state).
+        save_args: passed to ``TensorFlowModelDataset``.
+        version: Kedro version, set by the catalog when ``versioned: true``.
+        credentials: fsspec credentials.
+        fs_args: fsspec filesystem arguments.
+        metadata: free-form, e.g. kedro-viz's layer.
+    """
+
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {"safe_mode": True, "compile": False}
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {}
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        filepath: str,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if not str(filepath).endswith(".keras"):
+            raise DatasetError(f"KerasModelDataset needs a '.keras' filepath, got '{filepath}'.")
+        _fs_args = copy.deepcopy(fs_args) or {}
+        self._credentials = copy.deepcopy(credentials) or {}
+        protocol, path = get_protocol_and_path(filepath, version)
+        if protocol == "file":
+            _fs_args.setdefault("auto_mkdir", True)
+        self._protocol = protocol
+        self._fs_args = _fs_args
+        self._fs = fsspec.filesystem(protocol, **self._credentials, **_fs_args)
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=self._fs.exists,
+            glob_function=self._fs.glob,
+        )
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
+        self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
+
+    def _inner(self, path: str) -> Any:
+        from kedro_datasets.tensorflow import TensorFlowModelDataset
+
+        return TensorFlowModelDataset(
+            filepath=path,
+            load_args=self._load_args,
+            save_args=self._save_args,
+            credentials=self._credentials,
+            fs_args=self._fs_args,
+        )
+
+    def load(self) -> Any:
+        _register_custom_layers()
+        load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        return self._inner(load_path).load()
+
+    def save(self, data: Any) -> None:
+        save_path = get_filepath_str(self._get_save_path(), self._protocol)
+        partial = f"{save_path}.partial-{uuid.uuid4().hex}.keras"
+        try:
+            self._inner(partial).save(data)
+            self._fs.mv(partial, save_path)
+        finally:
+            if self._fs.exists(partial):
+                self._fs.rm(partial)
+        self._invalidate_cache()
+
+    def _exists(self) -> bool:
+        try:
+            load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        except DatasetError:
+            return False
+        return self._fs.exists(load_path)
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "filepath": self._filepath,
+            "protocol": self._protocol,
+            "load_args": self._load_args,
+            "save_args": self._save_args,
+            "version": self._version,
+        }
+
+    def _release(self) -> None:
+        super()._release()
+        self._invalidate_cache()
+
+    def _invalidate_cache(self) -> None:
+        self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))

@@ -1,0 +1,80 @@
+"""The modelling pipeline: preprocessing adapted on train inside one Keras model, baselines, sanity check, seeds."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import (
+    check_modelling_inputs,
+    check_overfit_one_batch,
+    describe_model,
+    diagnose_training,
+    fit_baseline_models,
+    plot_training_history,
+    train_seed_models,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Check inputs, fit baselines, run the sanity check, train over seeds, then describe and diagnose the model."""
+    return Pipeline(
+        [
+            Node(
+                check_modelling_inputs,
+                inputs=["train", "train_balanced", "val", "params:columns", "params:modelling"],
+                outputs="modelling_roles",
+                name="check_modelling_inputs",
+            ),
+            Node(
+                fit_baseline_models,
+                inputs=["train_balanced", "modelling_roles", "params:modelling", "params:seed"],
+                outputs="baseline_models",
+                name="fit_baseline_models",
+            ),
+            Node(
+                check_overfit_one_batch,
+                inputs=["train", "modelling_roles", "params:modelling", "params:seed"],
+                outputs="sanity_check_report",
+                name="check_overfit_one_batch",
+            ),
+            Node(
+                train_seed_models,
+                inputs=[
+                    "train",
+                    "train_balanced",
+                    "val",
+                    "modelling_roles",
+                    "params:modelling",
+                    "params:problem",
+                    "params:seed",
+                    "sanity_check_report",
+                ],
+                outputs=["model", "training_history", "seed_report"],
+                name="train_seed_models",
+            ),
+            Node(
+                describe_model,
+                inputs=[
+                    "train",
+                    "modelling_roles",
+                    "seed_report",
+                    "params:modelling",
+                    "params:seed",
+                ],
+                outputs="model_metadata",
+                name="describe_model",
+            ),
+            Node(
+                plot_training_history,
+                inputs="training_history",
+                outputs="training_history_plot",
+                name="plot_training_history",
+            ),
+            Node(
+                diagnose_training,
+                inputs=["training_history", "params:modelling"],
+                outputs="training_diagnosis",
+                name="diagnose_training",
+            ),
+        ]
+    )

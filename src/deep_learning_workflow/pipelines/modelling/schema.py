@@ -1,0 +1,182 @@
+"""The modelling pipeline's parameters (``params:modelling``), validated before any node runs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
+
+from deep_learning_workflow.metrics import MetricName
+from deep_learning_workflow.parameters import Parameters, register
+
+Scaling = Literal["standard", "minmax", "none"]
+
+
+class NumericPreprocessing(Parameters):
+    """Numeric columns: impute, flag missing, clip, scale; every value learned on the training split."""
+
+    imputation: Literal["median", "mean"] = "median"
+    missing_indicator: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="auto: a missing_<col> input feature for the columns with missing values in train",
+    )
+    scaling: Scaling = "standard"
+    scaling_by_column: dict[str, Scaling] = Field(
+        default_factory=dict, description="Per-column override of `scaling`, e.g. {tenure: minmax}"
+    )
+    clip_quantiles: tuple[float, float] | None = Field(
+        (0.001, 0.999),
+        description="Clip at these train quantiles before scaling; null: no clipping",
+    )
+
+    @model_validator(mode="after")
+    def _quantiles_in_order(self) -> NumericPreprocessing:
+        if self.clip_quantiles is not None:
+            low, high = self.clip_quantiles
+            if not 0.0 <= low < high <= 1.0:
+                raise ValueError(
+                    f"clip_quantiles must satisfy 0 <= low < high <= 1, got {list(self.clip_quantiles)}"
+                )
+        return self
+
+
+class CategoricalPreprocessing(Parameters):
+    """Categorical columns: a vocabulary learned on train, one out-of-vocabulary bucket for everything else."""
+
+    encoding: Literal["one_hot", "embedding"] = "one_hot"
+    embedding_dim: PositiveInt = 8
+    min_frequency: PositiveInt = Field(
+        1, description="Categories rarer than this in train go to the OOV bucket"
+    )
+    max_categories: PositiveInt | None = None
+
+
+class TextPreprocessing(Parameters):
+    """Text columns: lower-case, strip punctuation, split on whitespace, pad/truncate, embed, average."""
+
+    max_tokens: int = Field(
+        20_000, ge=3, description="Vocabulary size including padding and the OOV token"
+    )
+    output_sequence_length: PositiveInt = 64
+    embedding_dim: PositiveInt = 16
+
+
+class EarlyStoppingParams(Parameters):
+    """Stop when the validation metric stops improving and restore the best epoch's weights."""
+
+    enabled: bool = True
+    monitor: MetricName | Literal["loss"] | None = Field(
+        None, description="Validation metric to watch; null: params:problem.primary_metric"
+    )
+    patience: NonNegativeInt = 3
+    min_delta: NonNegativeFloat = 0.0
+
+
+class SanityCheckParams(Parameters):
+    """Overfit one small batch: a model that cannot memorise 32 rows has a bug, not a tuning problem."""
+
+    enabled: bool = True
+    rows: int = Field(32, ge=4, le=1024)
+    steps: PositiveInt = 300
+    learning_rate: PositiveFloat = 0.01
+    max_loss: PositiveFloat = Field(
+        0.05, description="Training loss the batch must reach, else the run fails"
+    )
+
+
+class DiagnosisParams(Parameters):
+    """Thresholds that turn the learning curves into flags."""
+
+    overfitting_gap: NonNegativeFloat = Field(
+        0.03,
+        description="Growth of (val loss - train loss) from the best epoch to the last that flags overfitting",
+    )
+    unstable_rises: float = Field(
+        0.34,
+        gt=0,
+        le=1,
+        description="Share of epochs whose train loss rises that flags unstable learning",
+    )
+    unstable_spike: PositiveFloat = Field(
+        1.5,
+        description="A train loss above this multiple of the lowest one so far flags unstable learning",
+    )
+    underfitting_loss_ratio: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Train loss above this share of the class-prior loss flags underfitting",
+    )
+
+
+class LogisticRegressionParams(Parameters):
+    C: PositiveFloat = 1.0
+    max_iter: PositiveInt = 2000
+
+
+class GradientBoostingParams(Parameters):
+    learning_rate: PositiveFloat = 0.05
+    max_iter: PositiveInt = 200
+    max_leaf_nodes: int = Field(15, ge=2)
+    l2_regularization: NonNegativeFloat = 1.0
+    early_stopping: bool = True
+
+
+class BaselineParams(Parameters):
+    """scikit-learn baselines fitted on the same rows as the model, preprocessing fitted on train only."""
+
+    logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
+    gradient_boosting: GradientBoostingParams = GradientBoostingParams()
+    text_max_features: PositiveInt = 5000
+
+
+@register("modelling")
+class ModellingParams(Parameters):
+    """The model, its training and its checks (``params:modelling``)."""
+
+    hidden_layers: int = Field(2, ge=2, le=6)
+    units: int = Field(64, ge=32, le=512, description="Units of the first hidden layer")
+    decreasing_units: bool = Field(
+        True, description="Halve the units at each further layer, never below 32"
+    )
+    activation: Literal["relu", "elu", "selu", "gelu", "swish", "tanh"] = "gelu"
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    l1: NonNegativeFloat = 0.0
+    l2: NonNegativeFloat = 0.0
+    batch_norm: bool = False
+    optimizer: Literal["adam", "sgd", "adamw"] = "adam"
+    learning_rate: PositiveFloat = 1e-3
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="sgd only")
+    weight_decay: NonNegativeFloat = Field(0.004, description="adamw only")
+    batch_size: PositiveInt = 64
+    epochs: PositiveInt = 30
+    steps_per_execution: PositiveInt = 8
+    class_weight: Literal["none", "balanced"] = Field(
+        "none",
+        description="balanced: weight classes by inverse frequency (an alternative to resampling train)",
+    )
+    distribution: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"
+    seeds: int = Field(
+        3, ge=1, description="Models trained, with seeds params:seed + 0 .. seeds - 1"
+    )
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    numeric: NumericPreprocessing = NumericPreprocessing()
+    categorical: CategoricalPreprocessing = CategoricalPreprocessing()
+    text: TextPreprocessing = TextPreprocessing()
+    sanity_check: SanityCheckParams = SanityCheckParams()
+    diagnosis: DiagnosisParams = DiagnosisParams()
+    baselines: BaselineParams = BaselineParams()
+
+    @property
+    def hidden_units(self) -> list[int]:
+        """Units of each hidden layer."""
+        if not self.decreasing_units:
+            return [self.units] * self.hidden_layers
+        return [max(32, self.units // 2**i) for i in range(self.hidden_layers)]
