@@ -5,15 +5,9 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-# `kedro run` walks the workflow from acquisition to the serving bundle; tuning is opt-in (--pipelines tuning).
-DEFAULT_PIPELINES = (
-    "data_acquisition",
-    "data_processing",
-    "splitting",
-    "modelling",
-    "evaluation",
-    "serving",
-)
+# `kedro run` walks the workflow from acquisition to the release gate. Serving (`--pipelines serving`) exports only
+# a model the gate passed, and tuning (`--pipelines tuning`) is opt-in: both are steps a person decides to take.
+DEFAULT_PIPELINES = ("data_acquisition", "data_processing", "splitting", "modelling", "evaluation")
 
 
 def register_pipelines() -> dict[str, Pipeline]:
