@@ -1,0 +1,207 @@
+"""Modelling on Telco: the default `kedro run` against a plain script doing the same work, and held-out figures of
+the default model and the baselines over several split seeds. Prints two tables.
+
+    .venv/bin/python benchmarks/modelling.py              # about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/modelling.py --seeds 2    # a quicker look
+
+1. `kedro run` (default pipeline, conf/base) in a temporary copy of the project: wall time and peak memory
+   (resident set of the process). Beside it, the same work as one plain script that calls no Kedro: read the CSV,
+   coerce `total_charges`, stratified 70/15/15 split, the default model trained with its configured seeds,
+   the three baselines, validation metrics.
+2. For each of `--seeds` seeds: stratified 70/15/15 split of the clean table with that seed, the default model
+   (conf/base parameters, one training seed) and the baselines fitted on train, scored on the test split. Mean ± sd of
+   ROC-AUC and PR-AUC. Targets for the default model: ROC-AUC >= 0.835, PR-AUC >= 0.64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PROJECT = Path(__file__).resolve().parents[1]
+BASELINES = ("logistic_regression", "gradient_boosting")
+
+
+def _parameters() -> dict[str, Any]:
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env="base",
+        merge_strategy={"parameters": "soft"},
+    )
+    return loader["parameters"]
+
+
+def _copy_project(destination: Path) -> None:
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy2(PROJECT / name, destination / name)
+    shutil.copytree(PROJECT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
+    (destination / "conf" / "local").mkdir()
+    shutil.copytree(PROJECT / "data" / "01_raw", destination / "data" / "01_raw")
+    (destination / "src").mkdir()  # the package is installed from the checkout
+
+
+def _timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one command run as a fresh child process."""
+    environment = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    script = (
+        "import resource, subprocess, sys, time\n"
+        "start = time.perf_counter()\n"
+        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode\n"
+        "wall = time.perf_counter() - start\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(code, wall, peak)\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script, *command],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if output[0] != "0":
+        raise RuntimeError(f"{' '.join(command)} failed with exit code {output[0]}")
+    return float(output[1]), float(output[2])
+
+
+def _split(
+    frame: pd.DataFrame, target: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    train, rest = train_test_split(frame, test_size=0.30, stratify=frame[target], random_state=seed)
+    val, test = train_test_split(rest, test_size=0.50, stratify=rest[target], random_state=seed)
+    return train, val, test
+
+
+def _clean_csv(roles: Any) -> pd.DataFrame:
+    frame = pd.read_csv(PROJECT / "data" / "01_raw" / "telco_churn.csv")
+    frame["total_charges"] = pd.to_numeric(frame["total_charges"], errors="coerce")
+    for column in roles.categorical:
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+def _scores(
+    labels: pd.Series, probabilities: np.ndarray, classes: list[str], positive: str
+) -> dict[str, float]:
+    from deep_learning_workflow.columns import target_labels
+    from deep_learning_workflow.metrics import score
+
+    truth = target_labels(labels).to_numpy()
+    return {
+        name: score(name, truth, probabilities, classes, positive) for name in ("roc_auc", "pr_auc")
+    }
+
+
+def plain_script() -> None:
+    """The default workflow's modelling work without Kedro (run as a child process by `main`)."""
+    from deep_learning_workflow.columns import ColumnRoles, resolve_roles
+    from deep_learning_workflow.model_inputs import predict_probabilities
+    from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
+    from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
+
+    parameters = _parameters()
+    seed = parameters["seed"]
+    params = as_params(parameters["modelling"])
+    configured = ColumnRoles(**parameters["columns"])
+    frame = _clean_csv(configured)
+    roles = resolve_roles(frame, configured, "telco_churn")
+    train, val, _ = _split(frame, roles.target, seed)
+    for offset in range(params.seeds):
+        result = train_model(train, val, roles, params, seed + offset)
+        _scores(
+            val[roles.target],
+            predict_probabilities(result.model, val, roles),
+            result.classes,
+            roles.positive_class,
+        )
+    for name in ("majority_class", *BASELINES):
+        build_baseline(name, roles, params, seed).fit(
+            train[roles.features], train[roles.target].astype(str)
+        )
+
+
+def held_out_figures(seeds: int) -> pd.DataFrame:
+    """Test-split ROC-AUC and PR-AUC of the default model and the baselines, one row per seed and model."""
+    from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
+    from deep_learning_workflow.model_inputs import predict_probabilities
+    from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
+    from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
+
+    parameters = _parameters()
+    params = as_params(parameters["modelling"])
+    configured = ColumnRoles(**parameters["columns"])
+    frame = _clean_csv(configured)
+    roles = resolve_roles(frame, configured, "telco_churn")
+    rows = []
+    for seed in range(parameters["seed"], parameters["seed"] + seeds):
+        train, val, test = _split(frame, roles.target, seed)
+        classes = target_classes(train[roles.target])
+        result = train_model(train, val, roles, params, seed)
+        probabilities = predict_probabilities(result.model, test, roles)
+        rows.append(
+            {
+                "model": "keras (default)",
+                "seed": seed,
+                **_scores(test[roles.target], probabilities, classes, roles.positive_class),
+            }
+        )
+        for name in BASELINES:
+            baseline = build_baseline(name, roles, params, seed).fit(
+                train[roles.features], train[roles.target].astype(str)
+            )
+            probabilities = baseline.predict_proba(test[roles.features])
+            rows.append(
+                {
+                    "model": name,
+                    "seed": seed,
+                    **_scores(test[roles.target], probabilities, classes, roles.positive_class),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5, help="split seeds for the held-out figures")
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.plain:
+        plain_script()
+        return
+
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder)
+        _copy_project(copy)
+        kedro_wall, kedro_peak = _timed([sys.executable, "-m", "kedro", "run"], copy)
+    plain_wall, plain_peak = _timed([sys.executable, __file__, "--plain"], PROJECT)
+    print(f"\n{'run':<34}{'wall s':>10}{'peak MiB':>10}")
+    print(f"{'kedro run (default pipeline)':<34}{kedro_wall:>10.1f}{kedro_peak:>10.0f}")
+    print(f"{'plain script, same modelling work':<34}{plain_wall:>10.1f}{plain_peak:>10.0f}")
+    print(f"(cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f})")
+
+    figures = held_out_figures(arguments.seeds)
+    summary = figures.groupby("model")[["roc_auc", "pr_auc"]].agg(["mean", "std"])
+    print(f"\nTest split, stratified 70/15/15, {arguments.seeds} split seeds (mean ± sd)")
+    print(f"{'model':<22}{'ROC-AUC':>18}{'PR-AUC':>18}")
+    for model, row in summary.iterrows():
+        roc = f"{row[('roc_auc', 'mean')]:.3f} ± {row[('roc_auc', 'std')]:.3f}"
+        pr = f"{row[('pr_auc', 'mean')]:.3f} ± {row[('pr_auc', 'std')]:.3f}"
+        print(f"{model:<22}{roc:>18}{pr:>18}")
+
+
+if __name__ == "__main__":
+    main()
