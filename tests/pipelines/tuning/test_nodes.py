@@ -1,0 +1,213 @@
+"""Nodes and study pieces of tuning, on small Telco samples with real Keras training."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
+from deep_learning_workflow.parameters import parse
+from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
+from deep_learning_workflow.pipelines.tuning.nodes import (
+    merge_best_params,
+    run_study,
+    select_best_params,
+)
+from deep_learning_workflow.pipelines.tuning.schema import PrunerParams, SamplerParams, TuningParams
+from deep_learning_workflow.pipelines.tuning.study import (
+    make_objective,
+    make_pruner,
+    make_sampler,
+    merge_overrides,
+    open_study,
+    pruning_callback,
+)
+
+from .helpers import MODELLING, PROBLEM, ROLES, splits, tuning_params
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return splits()
+
+
+def _candidate(trial, mean, sd):
+    return {
+        "trial": trial,
+        "params": {"units": 32 * (trial + 1), "optimizer": "adam"},
+        "search_value": mean + 0.01,
+        "seeds": [42, 43, 44],
+        "values": [mean - sd, mean, mean + sd],
+        "mean": mean,
+        "sd": sd,
+        "score": mean - sd,
+    }
+
+
+def test_candidates_are_ranked_by_mean_minus_sd():
+    steady, lucky = _candidate(0, 0.64, 0.002), _candidate(1, 0.65, 0.02)
+    best = select_best_params([lucky, steady], PROBLEM, tuning_params())
+    assert best["trial"] == 0 and best["params"] == steady["params"]
+    assert best["metric"] == "pr_auc" and best["direction"] == "maximize"
+    assert best["validation"]["score"] == pytest.approx(0.638)
+    assert [c["trial"] for c in best["candidates"]] == [1, 0]
+
+
+def test_for_a_loss_the_ranking_is_mean_plus_sd():
+    low = {**_candidate(0, 0.40, 0.05), "score": 0.45}
+    steady = {**_candidate(1, 0.42, 0.001), "score": 0.421}
+    best = select_best_params(
+        [low, steady], {**PROBLEM, "primary_metric": "log_loss"}, tuning_params()
+    )
+    assert best["trial"] == 1 and best["direction"] == "minimize"
+
+
+def test_no_finite_candidate_is_an_error():
+    diverged = {**_candidate(0, 0.5, 0.1), "score": None}
+    with pytest.raises(ValueError, match="every retraining diverged"):
+        select_best_params([diverged], PROBLEM, tuning_params())
+
+
+def test_best_params_are_merged_over_the_modelling_parameters():
+    modelling = {
+        "epochs": 5,
+        "units": 64,
+        "categorical": {"encoding": "one_hot", "embedding_dim": 8},
+    }
+    best = {"params": {"units": 128, "learning_rate": 0.003, "categorical.encoding": "embedding"}}
+    merged = merge_best_params(best, modelling)
+    assert merged == {
+        "epochs": 5,
+        "units": 128,
+        "learning_rate": 0.003,
+        "categorical": {"encoding": "embedding", "embedding_dim": 8},
+    }
+    assert modelling["units"] == 64 and modelling["categorical"]["encoding"] == "one_hot"
+    parse(ModellingParams, merged, "modelling")
+    with pytest.raises(ValueError, match="modelling.units"):
+        merge_best_params({"params": {"units": 4}}, modelling)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("median", optuna.pruners.MedianPruner),
+        ("hyperband", optuna.pruners.HyperbandPruner),
+        ("successive_halving", optuna.pruners.SuccessiveHalvingPruner),
+        ("none", optuna.pruners.NopPruner),
+    ],
+)
+def test_pruner_from_parameters(name, kind):
+    assert isinstance(make_pruner(PrunerParams(name=name), epochs=10), kind)
+
+
+def test_sampler_is_seeded_by_trial_number_not_by_worker():
+    def draws(order):
+        study = optuna.create_study(sampler=make_sampler(SamplerParams(n_startup_trials=10), 7))
+        trials = [study.ask() for _ in range(3)]
+        return {t.number: t.suggest_float("x", 0.0, 1.0) for t in (trials[i] for i in order)}
+
+    first, again = draws([0, 1, 2]), draws([2, 0, 1])
+    assert first == again
+    assert len(set(first.values())) == 3
+
+
+def test_existing_study_for_another_metric_is_refused(tmp_path):
+    storage = OptunaStorageDataset(credentials={"con": f"sqlite:///{tmp_path}/study.db"}).load()
+    settings = parse(TuningParams, tuning_params(), "tuning")
+    open_study(storage, settings, "pr_auc", 42, 1)
+    assert open_study(storage, settings, "pr_auc", 42, 1).user_attrs["metric"] == "pr_auc"
+    with pytest.raises(ValueError, match="optimises pr_auc, not roc_auc"):
+        open_study(storage, settings, "roc_auc", 42, 1)
+    with pytest.raises(ValueError, match="not log_loss"):
+        open_study(storage, settings, "log_loss", 42, 1)
+
+
+def test_pruning_callback_refuses_a_metric_the_logs_lack():
+    study = optuna.create_study(direction="maximize")
+    callback = pruning_callback(study.ask(), "val_pr_acu")
+    with pytest.raises(ValueError, match="'val_pr_acu'.*val_pr_auc"):
+        callback.on_epoch_end(0, {"loss": 0.5, "val_pr_auc": 0.6})
+
+
+@pytest.mark.slow
+def test_training_reports_every_epoch_and_is_pruned(frames):
+    """The pruning callback watches a key Keras really logs: a pruner that prunes everything stops the trial."""
+    settings = parse(TuningParams, tuning_params(), "tuning")
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=1.5)
+    )
+    objective = make_objective(frames, ROLES, {**MODELLING, "epochs": 3}, settings, "pr_auc", 42)
+    study.optimize(objective, n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED
+    assert list(trial.intermediate_values) == [0]
+    assert 0.0 < trial.intermediate_values[0] <= 1.0
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_fails_and_the_study_goes_on(frames, tmp_path):
+    """A trial whose training diverges is recorded FAIL with its reason; the next trial completes."""
+    storage = OptunaStorageDataset(credentials={"con": f"sqlite:///{tmp_path}/study.db"}).load()
+    tuning = tuning_params(n_trials=1, max_failed_trials=2, study_name="diverging")
+    study = open_study(storage, parse(TuningParams, tuning, "tuning"), "pr_auc", 42, 1)
+    fixed = {
+        "batch_size": 64,
+        "hidden_layers": 2,
+        "units": 32,
+        "dropout": 0.0,
+        "l2": 1e-6,
+        "optimizer": "sgd",
+    }
+    study.enqueue_trial({**fixed, "learning_rate": 1e20})
+    study.enqueue_trial({**fixed, "learning_rate": 1e-2})
+    tuning["search_space"]["learning_rate"] = {
+        "type": "float",
+        "low": 1e-4,
+        "high": 1e20,
+        "log": True,
+    }
+    result = run_study(
+        storage,
+        frames["train"],
+        frames["train_balanced"],
+        frames["val"],
+        ROLES,
+        MODELLING,
+        PROBLEM,
+        tuning,
+        42,
+    )
+    failed, completed = result.trials
+    assert failed.state == TrialState.FAIL and "diverged" in failed.user_attrs["error"]
+    assert completed.state == TrialState.COMPLETE and 0.0 < completed.value <= 1.0
+    assert completed.params["learning_rate"] == 1e-2
+
+
+def test_overrides_reach_nested_keys_without_touching_the_original():
+    original = {"early_stopping": {"patience": 3}}
+    merged = merge_overrides(original, {"early_stopping.patience": 1, "units": 32})
+    assert merged == {"early_stopping": {"patience": 1}, "units": 32}
+    assert original == {"early_stopping": {"patience": 3}}
+
+
+@pytest.mark.slow
+def test_trial_score_matches_the_shared_metric_of_predicted_probabilities(frames):
+    from deep_learning_workflow.columns import target_labels
+    from deep_learning_workflow.metrics import score
+    from deep_learning_workflow.model_inputs import predict_probabilities
+    from deep_learning_workflow.pipelines.modelling.training import train_model
+    from deep_learning_workflow.pipelines.tuning.study import validation_score
+
+    result = train_model(frames["train"], frames["val"], ROLES, MODELLING, 42)
+    val = frames["val"]
+    expected = score(
+        "pr_auc",
+        target_labels(val["churn"]).to_numpy(),
+        predict_probabilities(result.model, val, result.roles),
+        result.classes,
+        "Yes",
+    )
+    got = validation_score(result.model, val, result.roles, result.classes, "pr_auc")
+    assert got == pytest.approx(expected, abs=1e-6)
