@@ -124,12 +124,18 @@ def test_shadow_scores_everything_without_changing_answers(
     assert report["versions"][primary.version]["requests"] == 61
 
     assert main(["compare", "--log-url", log_url, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["paired"]["records"] == len(records)
+    assert _printed_json(capsys.readouterr().out)["paired"]["records"] == len(records)
     assert main(["compare", "--log-url", log_url]) == 0
     assert "agreement rate" in capsys.readouterr().out
     assert main(["drift", "--log-url", log_url, "--bundle", str(telco_bundle)]) == 0
     assert "retraining due" in capsys.readouterr().out
     assert read_bundle(telco_bundle).model_version == primary.version
+
+
+def _printed_json(output: str) -> dict:
+    """The JSON document a command printed; log lines of other tests' logging set-up may surround it."""
+    start = 0 if output.startswith("{") else output.index("\n{") + 1
+    return json.JSONDecoder().raw_decode(output[start:])[0]
 
 
 def test_report_needs_two_versions(tmp_path, serve, telco_bundle, telco_records, capsys):
