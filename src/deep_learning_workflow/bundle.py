@@ -91,27 +91,6 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def model_fingerprint(model: Any) -> str:
-    """A sha256 of what makes a Keras model compute what it computes: config, weights and lookup vocabularies.
-
-    Unlike the hash of a saved ``.keras`` file (which embeds the save time), it is the same for the same trained
-    model however often it is saved and loaded.
-    """
-    import numpy as np
-
-    digest = hashlib.sha256()
-    digest.update(json.dumps(model.get_config(), sort_keys=True, default=str).encode())
-    for weights in model.get_weights():
-        array = np.ascontiguousarray(weights)
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(array.tobytes())
-    for layer in model.layers:
-        if hasattr(layer, "get_vocabulary"):
-            digest.update(layer.name.encode())
-            digest.update(json.dumps([str(token) for token in layer.get_vocabulary()]).encode())
-    return digest.hexdigest()
-
-
 def _bundle_files(path: Path) -> list[str]:
     return sorted(
         PurePosixPath(file.relative_to(path)).as_posix()

@@ -13,10 +13,10 @@ import pandas as pd
 from deep_learning_workflow.bundle import (
     FORMAT_VERSION,
     MODEL_FILE,
-    model_fingerprint,
     write_bundle,
 )
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
+from deep_learning_workflow.fingerprints import model_fingerprint
 from deep_learning_workflow.model_inputs import to_model_inputs
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -119,14 +119,14 @@ def saved_model_path(keras_model, tmp_path_factory) -> Path:
 
 def release_gate(model, passed: bool) -> dict:
     """A release gate as the evaluation pipeline writes it, for ``model``."""
-    from deep_learning_workflow.pipelines.evaluation.nodes import _model_fingerprint
+    from deep_learning_workflow.fingerprints import model_fingerprint
 
     failed = [] if passed else ["floor pr_auc"]
     return {
         "passed": passed,
         "verdict": "release" if passed else "reject",
         "failed_checks": failed,
-        "model_fingerprint": _model_fingerprint(model),
+        "model_fingerprint": model_fingerprint(model),
     }
 
 

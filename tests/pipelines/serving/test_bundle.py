@@ -16,11 +16,11 @@ from deep_learning_workflow.bundle import (
     BundleError,
     ServingBundle,
     ServingBundleDataset,
-    model_fingerprint,
     read_bundle,
     verify_manifest,
     write_bundle,
 )
+from deep_learning_workflow.fingerprints import model_fingerprint
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.pipelines.serving.nodes import export_serving_bundle
 

@@ -6,7 +6,6 @@ split is read by one node, :func:`evaluate_test_split`, which runs after the rel
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +15,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_labels
+from deep_learning_workflow.fingerprints import frame_fingerprint, model_fingerprint
 from deep_learning_workflow.metrics import (
     DECISION_METRICS,
     GREATER_IS_BETTER,
@@ -44,25 +44,6 @@ TAG_LENGTH = 5000
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 
-def _frame_fingerprint(frame: pd.DataFrame) -> str:
-    """A content hash of a table (values and column names, not the index): its data version."""
-    digest = hashlib.sha256(json.dumps([str(column) for column in frame.columns]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _model_fingerprint(model: Any) -> str:
-    """A content hash of a Keras model (architecture, weights, lookup vocabularies): the evaluated model's version."""
-    digest = hashlib.sha256(json.dumps(model.get_config(), sort_keys=True, default=str).encode())
-    for weights in model.get_weights():
-        digest.update(np.ascontiguousarray(weights).tobytes())
-    for layer in model.layers:
-        # An adapted lookup keeps its vocabulary outside both the config and the weights.
-        if hasattr(layer, "get_vocabulary"):
-            digest.update(json.dumps([str(token) for token in layer.get_vocabulary()]).encode())
-    return digest.hexdigest()
-
-
 def _describe_split(
     frame: pd.DataFrame, labels: np.ndarray, classes: list[str], split: str
 ) -> dict:
@@ -71,7 +52,7 @@ def _describe_split(
         "split": split,
         "rows": len(frame),
         "class_counts": counts,
-        "fingerprint": _frame_fingerprint(frame),
+        "fingerprint": frame_fingerprint(frame),
     }
 
 
@@ -314,7 +295,7 @@ def predict_validation(
         "positive_class": positive_class,
         "probabilities": _predict_all(model, baseline_models, val, roles, classes),
         "data": _describe_split(val, labels, classes, "val"),
-        "model": {"fingerprint": _model_fingerprint(model)},
+        "model": {"fingerprint": model_fingerprint(model)},
     }
 
 

@@ -19,9 +19,9 @@ from deep_learning_workflow.bundle import (
     FORMAT_VERSION,
     MODEL_FILE,
     ServingBundle,
-    model_fingerprint,
 )
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
+from deep_learning_workflow.fingerprints import model_fingerprint
 from deep_learning_workflow.metrics import positive_index, predict_labels
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.parameters import Parameters, parse, register
@@ -56,18 +56,13 @@ def _roles(columns: ColumnRoles | Mapping[str, Any]) -> ColumnRoles:
 
 def _gate_verdict(release_gate: Mapping[str, Any], model: Any) -> tuple[bool, bool]:
     """The gate's verdict, and whether the gate judged this very model (not an earlier or later one)."""
-    # The gate records the evaluation's own fingerprint of the model it judged; compare with the same function.
-    from deep_learning_workflow.pipelines.evaluation.nodes import (
-        _model_fingerprint as evaluated_fingerprint,
-    )
-
     verdict = release_gate.get("passed")
     if not isinstance(verdict, bool):
         raise ValueError(
             f"Dataset 'release_gate' has no boolean 'passed' verdict (keys: {sorted(release_gate)}); "
             "run the evaluation pipeline first."
         )
-    return verdict, release_gate.get("model_fingerprint") == evaluated_fingerprint(model)
+    return verdict, release_gate.get("model_fingerprint") == model_fingerprint(model)
 
 
 def _threshold(decision_threshold: Mapping[str, Any], positive_class: str) -> float:
