@@ -66,8 +66,11 @@ class PackagedProject:
 
     @property
     def env(self) -> dict[str, str]:
+        # Kedro's bootstrap_project (run by other tests in this process) puts the checkout's src on PYTHONPATH,
+        # which would shadow the installed wheel.
+        inherited = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
         return {
-            **os.environ,
+            **inherited,
             "KEDRO_DISABLE_TELEMETRY": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "PYTHONNOUSERSITE": "1",
