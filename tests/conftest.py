@@ -58,3 +58,12 @@ def run_kedro(project: Path, *arguments: str, timeout: int = 600):
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
         check=False,
     )
+
+
+def data_state(project: Path) -> dict[str, tuple[int, int]]:
+    """Every file and folder under ``project/data`` with its size and modification time, to prove a run wrote
+    nothing there."""
+    return {
+        str(path.relative_to(project)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted((project / "data").rglob("*"))
+    }

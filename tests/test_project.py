@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,66 @@ def test_telemetry_opt_out_is_committed(project_path):
 
 
 @pytest.mark.parametrize(
-    "path", ["conf/local/credentials.yml", "conf/local/parameters.yml", "conf/test/credentials.yml"]
+    "path",
+    [
+        "conf/local/credentials.yml",
+        "conf/local/parameters.yml",
+        "conf/local/anything.yml",
+        "conf/local/nested/catalog.yml",
+        "conf/test/credentials.yml",
+        "conf/base/credentials_production.yml",
+        "conf/prod/credentials.yml",
+    ],
 )
 def test_local_config_and_credentials_are_ignored(project_path, path):
     assert _ignored(project_path, path)
+
+
+def _committed(project_path: Path) -> list[str]:
+    """The files git tracks and those `git add --all` would add (untracked and not ignored)."""
+    result = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=project_path,
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.skip("not a git checkout: cannot list the committed files")
+    names = {name for name in result.stdout.decode().split("\0") if name}
+    return sorted(name for name in names if (project_path / name).is_file())
+
+
+# The committed credentials files: an example of the keys and the embedded SQLite defaults (no secret).
+COMMITTED_CREDENTIALS = {"conf/credentials.example.yml", "conf/base/credentials.yml"}
+SECRET_FILE = re.compile(
+    r"(?i)(^|/)([^/]*(credential|secret)[^/]*\.(ya?ml|json|toml|ini|cfg|txt|env)|\.env(\.[^/]*)?|\.netrc"
+    r"|\.pgpass|[^/]*\.(pem|key|p12|pfx))$"
+)
+# scheme://user:password@ in the files users copy from; the password part must be a placeholder.
+URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:([^@\s/'\"]+)@")
+PLACEHOLDERS = {"password", "change-me", "***"}
+
+
+def test_no_credentials_file_is_committed_outside_the_examples(project_path):
+    committed = _committed(project_path)
+    assert COMMITTED_CREDENTIALS <= set(committed)
+    assert sorted(name for name in committed if SECRET_FILE.search(name)) == sorted(
+        COMMITTED_CREDENTIALS
+    )
+
+
+def test_committed_configuration_and_docs_hold_only_placeholder_passwords(project_path):
+    found = {}
+    for name in _committed(project_path):
+        if name.startswith("tests/") or not name.endswith(
+            (".yml", ".yaml", ".md", ".toml", ".cfg", ".ini", ".py", ".ipynb", ".sh")
+        ):
+            continue
+        text = (project_path / name).read_text(encoding="utf-8", errors="replace")
+        passwords = set(URL_PASSWORD.findall(text)) - PLACEHOLDERS
+        if passwords:
+            found[name] = sorted(passwords)
+    assert found == {}
 
 
 def test_embedded_default_credentials_hold_no_secret(project_path):

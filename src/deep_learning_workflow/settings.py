@@ -6,9 +6,10 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-from deep_learning_workflow.hooks import ValidateParametersHook
+from deep_learning_workflow.hooks import CheckConnectionsHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(),)
+# Hooks of one stage are called last-registered first: parameters are validated before any database is contacted.
+HOOKS = (CheckConnectionsHook(), ValidateParametersHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,35 +30,10 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from deep_learning_workflow.redaction import redact_url, scrub
+
 JOURNAL_SCHEME = "journal:///"
 HEARTBEAT_ATTR = "heartbeat"
-_QUERY_SECRET = re.compile(r"(?i)\b(password|passwd|pwd)=[^&\s]*")
-_USERINFO_SECRET = re.compile(r"(//[^/:@\s]*):[^@/\s]*@")
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password (in the user-info part or the query) replaced by ``***``."""
-    return _QUERY_SECRET.sub(r"\1=***", _USERINFO_SECRET.sub(r"\1:***@", url))
-
-
-def _password(url: str) -> str | None:
-    if url.startswith(JOURNAL_SCHEME):
-        return None
-    try:
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - an unparsable URL has no password to hide
-        return None
-    secret = parsed.password or parsed.query.get("password")
-    return str(secret) if secret else None
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` (e.g. a driver's error message) without the URL's password, however it is quoted."""
-    secret = _password(url)
-    cleaned = redact_url(text.replace(url, redact_url(url)))
-    return cleaned.replace(secret, "***") if secret else cleaned
 
 
 class StudyLock:
@@ -280,7 +254,41 @@ class OptunaStorageDataset(AbstractDataset[None, StudyStorage]):
             reason = f"{type(error).__name__}: {scrub(str(error), self._url)}"
         # Raised outside the except block so that the driver's exception, whose text may hold the URL, is not
         # chained to it and printed with the traceback.
-        raise DatasetError(
+        raise self._cannot_open(reason)
+
+    def check_connection(self) -> None:
+        """Connect to a database storage once and let go, so that a run fails before its first node when the
+        server cannot be reached or refuses the credentials (SQLite and journal files are local: nothing to do).
+
+        Raises:
+            DatasetError: as :meth:`load` does, with the password redacted.
+        """
+        if self._url.startswith(JOURNAL_SCHEME):
+            return
+        try:
+            from sqlalchemy import create_engine
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.pool import NullPool
+
+            parsed = make_url(self._url)
+            if parsed.get_backend_name() == "sqlite":
+                return
+            pooling = ("pool_size", "max_overflow")
+            kwargs = {k: v for k, v in self._engine_kwargs.items() if k not in pooling}
+            if parsed.get_backend_name() == "postgresql":
+                kwargs["connect_args"] = {"connect_timeout": 10, **kwargs.get("connect_args", {})}
+            engine = create_engine(self._url, poolclass=NullPool, **kwargs)
+            try:
+                with engine.connect():
+                    return
+            finally:
+                engine.dispose()
+        except Exception as error:  # noqa: BLE001 - any driver error becomes one clear message
+            reason = f"{type(error).__name__}: {scrub(str(error), self._url)}"
+        raise self._cannot_open(reason)
+
+    def _cannot_open(self, reason: str) -> DatasetError:
+        return DatasetError(
             f"Cannot open the Optuna study storage {self.location} given by '{self._credentials_key}.con' in "
             f"conf/<env>/credentials.yml: {reason}. Check that the server is reachable and that the URL, user and "
             "database are right."

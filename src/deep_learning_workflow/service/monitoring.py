@@ -95,6 +95,7 @@ def logged_drift_report(
         :func:`compute_drift`'s report, with ``model_versions`` (records per served version) added.
     """
     from deep_learning_workflow.bundle import read_bundle
+    from deep_learning_workflow.redaction import redact_url
 
     from .prediction_log import read_logged_records
 
@@ -102,7 +103,9 @@ def logged_drift_report(
     reference = read_bundle(bundle, verify=True).reference
     records = read_logged_records(log_url, table, served=True, since=since)
     if records.empty:
-        raise ValueError(f"The prediction log at '{log_url}' holds no served record yet.")
+        raise ValueError(
+            f"The prediction log at '{redact_url(log_url)}' holds no served record yet."
+        )
     report = compute(records, reference, drift_settings(**dict(settings or {})))
     report["model_versions"] = records["model_version"].value_counts().to_dict()
     return report

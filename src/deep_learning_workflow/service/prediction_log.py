@@ -37,6 +37,8 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
+from deep_learning_workflow.redaction import redact_url, scrub
+
 from .metrics import ServiceMetrics
 from .scoring import ModelVersion, NonFiniteOutput, Scores
 from .validation import Columns, InvalidRecords
@@ -222,7 +224,16 @@ class PredictionLogWriter:
             self._engine = engine = create_log_engine(self.url)
             metadata = sa.MetaData()
             self._table = prediction_table(metadata, self.table_name)
-            metadata.create_all(engine)
+            try:
+                metadata.create_all(engine)
+            except sa.exc.SQLAlchemyError as error:
+                reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+                # Not chained: the driver's text is in the message, its password redacted.
+                raise RuntimeError(
+                    f"Cannot open the prediction log {redact_url(self.url)} (log_url): "
+                    f"{scrub(reason[0] if reason else type(error).__name__, self.url)}. Check that the server is "
+                    "reachable and the URL's user, password and database, or set log_url to null."
+                ) from None
             # Rows go straight to the driver's executemany: SQLAlchemy's per-row parameter processing would cost
             # more than building the rows.
             marker = {
@@ -452,7 +463,7 @@ def read_logged_records(
         with engine.connect() as connection:
             if not sa.inspect(connection).has_table(table):
                 raise ValueError(
-                    f"The prediction log at '{url}' has no table '{table}'; has the service run?"
+                    f"The prediction log at '{redact_url(url)}' has no table '{table}'; has the service run?"
                 )
             frame = pd.DataFrame(
                 connection.execute(query).mappings().all(), columns=[c.name for c in log.columns]

@@ -185,6 +185,27 @@ def test_validation_rejects_roles_missing_from_the_dtypes(tiny):
         validate_table(valid_table(), tiny(), columns)
 
 
+def test_without_dtypes_the_table_passes_as_read_and_only_the_roles_are_checked(tiny):
+    table = valid_table().assign(extra=[1, 2, 3, 4], x=[1, 2, 3, 4])  # extra column, int64 numbers
+    pd.testing.assert_frame_equal(validate_table(table, tiny(dtypes=None), TINY_COLUMNS), table)
+    joined, _ = join(tiny(dtypes=None))
+    assert list(joined.columns) == ["id", "y", "x", "plan"]  # the file's order
+
+    broken = table.drop(columns="plan").assign(x=["1", "2", "3", "4"], y="0")
+    broken["id"] = ["a", "a", "b", "c"]
+    with pytest.raises(ValueError) as error:
+        validate_table(broken, tiny(dtypes=None), TINY_COLUMNS)
+    message = str(error.value)
+    for expected in [
+        "missing column 'plan'",
+        "column 'x' (params:columns.numeric) has dtype str, expected a number",
+        "duplicate keys in 'id'",
+        "target 'y' has 1 class(es) ['0']; it needs at least two",
+    ]:
+        assert expected in message
+    assert "extra" not in message
+
+
 SALT = "a-long-test-salt-0123456789"
 
 

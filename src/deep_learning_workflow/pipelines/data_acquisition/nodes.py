@@ -534,8 +534,9 @@ def join_sources(
         }
     else:
         summary["sources"]["crowd"] = {"dataset": ANNOTATIONS_DATASET, "enabled": False}
-    ordered = [column for column in settings.dtypes if column in table]
-    table = table[ordered + [column for column in table.columns if column not in settings.dtypes]]
+    order = settings.dtypes or {}
+    ordered = [column for column in order if column in table]
+    table = table[ordered + [column for column in table.columns if column not in order]]
     summary["joined"] = {"rows": len(table), "columns": len(table.columns)}
     return table, summary
 
@@ -551,9 +552,13 @@ def _role_of(column: str, roles: ColumnRoles) -> str:
     return ""
 
 
-def _build_schema(dtypes: Mapping[str, str], roles: ColumnRoles) -> pa.DataFrameSchema:
+def _build_schema(dtypes: Mapping[str, str] | None, roles: ColumnRoles) -> pa.DataFrameSchema:
     named = {"key": [roles.key] if roles.key else [], "target": [roles.target]}
     named |= {role: getattr(roles, role) or [] for role in ("numeric", "categorical", "text")}
+    if dtypes is None:
+        # No dtypes configured: the columns params:columns names must be there, with numbers where it says
+        # numeric; any other column passes as read.
+        return _roles_schema(named, roles)
     unknown = [
         f"columns.{role} names '{c}'" for role, cs in named.items() for c in cs if c not in dtypes
     ]
@@ -588,6 +593,39 @@ def _build_schema(dtypes: Mapping[str, str], roles: ColumnRoles) -> pa.DataFrame
     )
 
 
+def _roles_schema(named: Mapping[str, list[str]], roles: ColumnRoles) -> pa.DataFrameSchema:
+    schema_columns = {}
+    for role, columns in named.items():
+        for column in columns:
+            checks = []
+            if role == "numeric":
+                checks.append(
+                    pa.Check(
+                        pd.api.types.is_numeric_dtype,
+                        name="a number",
+                        error="a number",
+                        element_wise=False,
+                    )
+                )
+            if role == "target":
+                checks.append(
+                    pa.Check(
+                        lambda s: s.dropna().nunique() >= 2, name="two classes", error="two classes"
+                    )
+                )
+            schema_columns[column] = pa.Column(
+                checks=checks,
+                nullable=column != roles.key,
+                unique=column == roles.key,
+                required=True,
+            )
+    return pa.DataFrameSchema(
+        schema_columns,
+        strict=False,
+        checks=[pa.Check(lambda frame: len(frame) > 0, name="not empty", error="not empty")],
+    )
+
+
 def _describe_failures(errors: SchemaErrors, table: pd.DataFrame, roles: ColumnRoles) -> list[str]:
     cases = errors.failure_cases
     lines = []
@@ -601,6 +639,11 @@ def _describe_failures(errors: SchemaErrors, table: pd.DataFrame, roles: ColumnR
             lines.extend(f"missing column '{value}'{_role_of(value, roles)}" for value in values)
         elif check.startswith("dtype "):
             lines.append(f"column '{column}' has dtype {table[column].dtype}, expected {check[6:]}")
+        elif check == "a number":
+            lines.append(
+                f"column '{column}' (params:columns.numeric) has dtype {table[column].dtype}, expected a "
+                "number"
+            )
         elif check == "field_uniqueness":
             unique = sorted(set(values))
             lines.append(
@@ -628,7 +671,8 @@ def validate_table(
     """Check the joined table before anything past ``01_raw`` is written.
 
     The expected columns and dtypes are ``data_acquisition.dtypes``; the key must be present and unique, the
-    target present with at least two classes, and the table not empty.
+    target present with at least two classes, and the table not empty. With ``dtypes`` null, the columns
+    ``params:columns`` names must be present (numeric ones as numbers) and other columns pass as read.
 
     Args:
         table: the joined table.

@@ -228,8 +228,11 @@ class AcquisitionParameters(Parameters):
 
     sources: Sources = Sources()
     http: HttpSettings = HttpSettings()
-    dtypes: dict[str, DtypeName] = Field(
+    dtypes: dict[str, DtypeName] | None = Field(
         min_length=1,
-        description="Every column of the acquired table -> its pandas dtype, in output order",
+        description=(
+            "Every column of the acquired table -> its pandas dtype, in output order; null takes the columns "
+            "and dtypes as read and checks only the columns params:columns names"
+        ),
     )
     sensitive: Sensitive = Sensitive()
