@@ -9,11 +9,12 @@ import pytest
 from kedro.config import OmegaConfigLoader
 
 from deep_learning_workflow.columns import ColumnRoles
-from deep_learning_workflow.parameters import parse
+from deep_learning_workflow.parameters import parse, validate_parameters
 from deep_learning_workflow.pipelines.evaluation.parameters import (
     EvaluationParameters,
     ReleaseScenarios,
 )
+from deep_learning_workflow.problem import ProblemDefinition
 
 
 def _loader(project_path, env: str) -> OmegaConfigLoader:
@@ -31,7 +32,10 @@ def _loader(project_path, env: str) -> OmegaConfigLoader:
 def test_parameters_validate(project_path, env):
     params = _loader(project_path, env)["parameters"]
     evaluation = parse(EvaluationParameters, params["evaluation"], "evaluation")
-    assert evaluation.threshold.rule == "max_f1"
+    problem = parse(ProblemDefinition, params["problem"], "problem")
+    validate_parameters({"evaluation": params["evaluation"], "problem": params["problem"]})
+    assert evaluation.threshold.rule == "min_expected_cost"
+    assert problem.costs is not None and problem.success.metric == problem.primary_metric
     assert (
         evaluation.release_gate.floors
     )  # the soft merge keeps base values the test env does not touch

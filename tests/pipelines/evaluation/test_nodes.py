@@ -52,8 +52,8 @@ def predictions(keras_model, baseline_models, splits, setup):
 
 
 @pytest.fixture(scope="module")
-def threshold(predictions, evaluation):
-    return choose_decision_threshold(predictions, evaluation)
+def threshold(predictions, evaluation, problem):
+    return choose_decision_threshold(predictions, evaluation, problem)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,10 @@ def test_validation_metrics_equal_sklearn_for_model_and_baselines(
     assert model_metrics["data"]["class_counts"] == val["churn"].value_counts().to_dict()
 
 
-def test_max_f1_threshold_is_the_best_f1_on_validation(predictions, threshold):
+def test_max_f1_threshold_is_the_best_f1_on_validation(predictions, evaluation):
+    threshold = choose_decision_threshold(
+        predictions, _with(evaluation, "threshold", rule="max_f1", target=None)
+    )
     truth = predictions["labels"] == "Yes"
     positive = predictions["probabilities"]["model"][:, 1]
     best = max(f1_score(truth, positive >= cut) for cut in np.unique(positive))
@@ -161,7 +164,7 @@ def test_unreachable_precision_target_is_reported_not_met(evaluation):
     )
 
 
-def test_multiclass_target_decides_by_argmax(evaluation):
+def test_multiclass_target_decides_by_argmax(evaluation, problem):
     rng = np.random.default_rng(0)
     labels = np.repeat(["a", "b", "c"], 20)
     logits = rng.normal(size=(60, 3)) + (labels[:, None] == np.array(["a", "b", "c"])) * 2
@@ -174,9 +177,10 @@ def test_multiclass_target_decides_by_argmax(evaluation):
         "data": {"split": "val", "rows": 60, "class_counts": {}, "fingerprint": "v"},
         "model": {"fingerprint": "m"},
     }
-    decision = choose_decision_threshold(predictions, evaluation)
+    decision = choose_decision_threshold(predictions, evaluation, problem)
     assert decision["rule"] == "argmax" and decision["threshold"] is None
-    assert "Multi-class" in decision["note"]
+    assert "Multi-class" in decision["note"] and "binary targets only" in decision["note"]
+    assert decision["expected_cost"] is None
     model_metrics, baseline_metrics = evaluate_validation(predictions, decision, evaluation)
     decided = np.array(["a", "b", "c"])[probabilities.argmax(axis=1)]
     assert model_metrics["at_threshold"]["accuracy"] == pytest.approx(
@@ -349,7 +353,7 @@ def test_gate_passes_a_model_that_meets_every_condition(evaluation, problem):
     assert {"beats baseline logistic_regression", "beats baseline majority_class"} <= names
     assert {
         "floor roc_auc",
-        "floor pr_auc",
+        "success pr_auc",
         "ceiling brier",
         "previous release",
         "scenario s",

@@ -95,6 +95,12 @@ def test_pipeline_releases_a_good_model_then_rejects_a_contrary_one(
     assert set(first["baseline_metrics"]) == {"majority_class", "logistic_regression"}
     assert first["validation_metrics"]["data"]["rows"] == 300
     assert 0 < first["decision_threshold"]["threshold"] < 1
+    # The problem definition drives the run: the threshold minimises the cost of errors on validation, the gate
+    # checks the success threshold, and the test evaluation reports the cost at that threshold.
+    assert first["decision_threshold"]["rule"] == "min_expected_cost"
+    assert first["decision_threshold"]["expected_cost"] > 0
+    assert gate["success"]["met"] and "success pr_auc" in {c["check"] for c in gate["checks"]}
+    assert first["test_metrics"]["model"]["metrics"]["expected_cost"]["value"] > 0
     test_metrics = first["test_metrics"]
     assert test_metrics["data"]["rows"] == 300 and test_metrics["release_gate_verdict"] == "release"
     assert test_metrics["decision_threshold"] == first["decision_threshold"]["threshold"]
@@ -105,6 +111,7 @@ def test_pipeline_releases_a_good_model_then_rejects_a_contrary_one(
     report = first["model_report"]
     assert report.startswith("<!DOCTYPE html>")
     assert params["problem"]["statement"][:40] in report
+    assert report.index("1. The problem definition") < report.index('class="headline"')
     assert "PR-AUC (average precision)" in report and "Verdict: RELEASE" in report
     assert f"{first['decision_threshold']['threshold']:.3f}" in report
     assert "confidence interval" in report and "Limitations" in report
@@ -122,6 +129,7 @@ def test_pipeline_releases_a_good_model_then_rejects_a_contrary_one(
         metrics
     )
     assert "val.baseline.logistic_regression.pr_auc" in metrics
+    assert {"val.expected_cost", "test.expected_cost"} <= set(metrics)
     tags = first["evaluation_tracking_tags"]
     assert tags["data.test.fingerprint"] == test_metrics["data"]["fingerprint"]
     assert tags["model.fingerprint"] == gate["model_fingerprint"]

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import uuid
-from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from deep_learning_workflow.datasets.atomic import JSONDataset
+
 logger = logging.getLogger(__name__)
 
 
-class OptionalJSONDataset(AbstractDataset[dict, dict | None]):
-    """A local JSON file that may not exist yet: loading a missing file gives None.
+class OptionalJSONDataset(JSONDataset):
+    """A JSON file that may not exist yet: loading a missing file gives None.
 
-    Used for the record of the released model, which does not exist before the first release. Saving writes a
-    temporary file beside the target and renames it, so a failed save never leaves a half-written record.
+    Used for the record of the released model, which does not exist before the first release. Saving is atomic
+    (:mod:`deep_learning_workflow.datasets.atomic`), so a failed save never leaves a half-written record.
 
     Example catalog entry::
 
@@ -28,30 +26,14 @@ class OptionalJSONDataset(AbstractDataset[dict, dict | None]):
     """
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self.metadata = metadata
+        super().__init__(
+            filepath=filepath, save_args={"indent": 2, "sort_keys": True}, metadata=metadata
+        )
 
     def load(self) -> dict | None:
-        if not self._filepath.exists():
+        if not self._exists():
             return None
-        return json.loads(self._filepath.read_text(encoding="utf-8"))
-
-    def save(self, data: dict) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._filepath.with_name(f".{self._filepath.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            with temporary.open("x", encoding="utf-8") as file:
-                json.dump(data, file, indent=2, sort_keys=True)
-            os.replace(temporary, self._filepath)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-
-    def _exists(self) -> bool:
-        return self._filepath.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
+        return super().load()
 
 
 class MlflowTagsDataset(AbstractDataset[dict, None]):

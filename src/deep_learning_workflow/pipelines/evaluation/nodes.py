@@ -33,7 +33,7 @@ from deep_learning_workflow.pipelines.evaluation.parameters import (
     ReleaseScenarios,
     ThresholdParameters,
 )
-from deep_learning_workflow.problem import ProblemDefinition
+from deep_learning_workflow.problem import Costs, ProblemDefinition
 
 CANDIDATE = "model"
 SCENARIOS_FILE = "release_scenarios (data/01_raw/release_scenarios.yml)"
@@ -155,25 +155,120 @@ def _setup(evaluation_setup: Mapping[str, Any]) -> tuple[ColumnRoles, list[str],
     )
 
 
+def _row_costs(truth: np.ndarray, flagged: np.ndarray, costs: Costs) -> np.ndarray:
+    """The cost of each record's decision: an error at its cost, a right decision nothing."""
+    return np.where(flagged & ~truth, costs.false_positive, 0.0) + np.where(
+        truth & ~flagged, costs.false_negative, 0.0
+    )
+
+
+def _cost_curve(
+    truth: np.ndarray, scores: np.ndarray, costs: Costs
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected cost per record at every candidate threshold (a record is flagged when its score reaches it).
+
+    The candidates are the distinct scores and 1.0, which flags no record unless a score is exactly 1.
+    """
+    candidates = np.unique(np.append(scores, 1.0))
+    positives, negatives = np.sort(scores[truth]), np.sort(scores[~truth])
+    missed = np.searchsorted(positives, candidates, side="left")
+    false_alarms = len(negatives) - np.searchsorted(negatives, candidates, side="left")
+    cost = costs.false_positive * false_alarms + costs.false_negative * missed
+    return candidates, cost / len(scores)
+
+
+def _min_cost_threshold(truth: np.ndarray, scores: np.ndarray, costs: Costs) -> dict:
+    candidates, cost = _cost_curve(truth, scores, costs)
+    # Of thresholds that cost the same, the highest: the same cost for the fewest flagged records.
+    index = int(np.flatnonzero(np.isclose(cost, cost.min(), rtol=1e-12, atol=1e-12)).max())
+    threshold = float(candidates[index])
+    flagged = scores >= threshold
+    true_positives = int(np.sum(flagged & truth))
+    precision = true_positives / flagged.sum() if flagged.any() else 0.0
+    recall = true_positives / truth.sum()
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {
+        "threshold": threshold,
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+    }
+
+
+def _cost_summary(truth: np.ndarray, scores: np.ndarray, threshold: float, costs: Costs) -> dict:
+    flagged = scores >= threshold
+    return {
+        "expected_cost": float(np.mean(_row_costs(truth, flagged, costs))),
+        "expected_cost_without_model": {
+            "flag_none": float(costs.false_negative * np.mean(truth)),
+            "flag_all": float(costs.false_positive * np.mean(~truth)),
+        },
+    }
+
+
+def _costs_of(decision: Mapping[str, Any]) -> Costs | None:
+    """The costs a decision threshold was chosen under (None when params:problem has none)."""
+    costs = decision.get("costs")
+    return None if costs is None else Costs(**costs)
+
+
 def _choose_threshold(
     labels: np.ndarray,
     probabilities: np.ndarray,
     classes: list[str],
     positive_class: str | None,
     rule: ThresholdParameters,
+    costs: Costs | None = None,
 ) -> dict:
-    """The decision rule of one candidate, chosen on its validation probabilities."""
+    """The decision rule of one candidate, chosen on its validation probabilities.
+
+    With ``costs``, the expected cost per record at the threshold is reported whatever the rule.
+    """
+    if rule.rule == "min_expected_cost" and costs is None:
+        raise ValueError(
+            "params:evaluation.threshold.rule 'min_expected_cost' needs params:problem.costs (false_positive, "
+            "false_negative); give them in parameters.yml, or choose another rule."
+        )
+    recorded = None if costs is None else costs.model_dump()
     if len(classes) != 2:
+        note = (
+            "Multi-class target: each record gets its most probable class; no threshold is tuned "
+            "(params:evaluation.threshold applies to binary targets)."
+        )
+        if costs is not None:
+            note += (
+                " params:problem.costs apply to binary targets only: no expected cost is computed."
+            )
         return {
             "rule": "argmax",
             "threshold": None,
             "target_met": True,
-            "note": "Multi-class target: each record gets its most probable class; no threshold is tuned "
-            "(params:evaluation.threshold applies to binary targets).",
+            "costs": recorded,
+            "expected_cost": None,
+            "note": note,
         }
     column = positive_index(classes, positive_class)
     truth = labels == classes[column]
-    precision, recall, thresholds = precision_recall_curve(truth, probabilities[:, column])
+    scores = probabilities[:, column]
+    if rule.rule == "min_expected_cost":
+        chosen = _min_cost_threshold(truth, scores, costs)
+        flags_none = not np.any(scores >= chosen["threshold"])
+        return {
+            "rule": rule.rule,
+            "target": None,
+            "target_met": True,
+            **chosen,
+            "positive_class": classes[column],
+            "costs": recorded,
+            **_cost_summary(truth, scores, chosen["threshold"], costs),
+            "note": (
+                f"Flagging no record is cheapest on validation at these costs: the model's '{classes[column]}' "
+                "decisions do not pay for themselves."
+                if flags_none
+                else f"Decide '{classes[column]}' when its probability is at least the threshold."
+            ),
+        }
+    precision, recall, thresholds = precision_recall_curve(truth, scores)
     # The curve's last point (precision 1, recall 0) has no threshold.
     precision, recall = precision[:-1], recall[:-1]
     denominator = precision + recall
@@ -190,15 +285,22 @@ def _choose_threshold(
         reaching = np.flatnonzero(precision >= rule.target)
         target_met = bool(reaching.size)
         index = int(reaching.min()) if target_met else int(np.argmax(precision))
+    threshold = float(thresholds[index])
     return {
         "rule": rule.rule,
         "target": rule.target,
         "target_met": target_met,
-        "threshold": float(thresholds[index]),
+        "threshold": threshold,
         "positive_class": classes[column],
         "precision": float(precision[index]),
         "recall": float(recall[index]),
         "f1": float(f1[index]),
+        "costs": recorded,
+        **(
+            {"expected_cost": None}
+            if costs is None
+            else _cost_summary(truth, scores, threshold, costs)
+        ),
         "note": f"Decide '{classes[column]}' when its probability is at least the threshold.",
     }
 
@@ -209,6 +311,7 @@ def _candidate_metrics(
     classes: list[str],
     positive_class: str | None,
     decision: Mapping[str, Any],
+    costs: Costs | None = None,
 ) -> dict:
     """Every validation metric of one candidate: the same code for the model and each baseline."""
     scores = {
@@ -217,9 +320,19 @@ def _candidate_metrics(
     }
     decided = predict_labels(probabilities, classes, positive_class, decision["threshold"])
     summary = classification_summary(labels, decided, classes)
+    expected_cost = None
+    if costs is not None and len(classes) == 2:
+        positive = classes[positive_index(classes, positive_class)]
+        row_costs = _row_costs(labels == positive, decided == positive, costs)
+        expected_cost = float(np.mean(row_costs))
     return {
         "scores": scores,
-        "at_threshold": {"threshold": decision["threshold"], "rule": decision["rule"], **summary},
+        "at_threshold": {
+            "threshold": decision["threshold"],
+            "rule": decision["rule"],
+            **summary,
+            "expected_cost": expected_cost,
+        },
     }
 
 
@@ -299,20 +412,32 @@ def predict_validation(
     }
 
 
-def choose_decision_threshold(validation_predictions: Mapping[str, Any], evaluation: dict) -> dict:
+def choose_decision_threshold(
+    validation_predictions: Mapping[str, Any], evaluation: dict, problem: dict | None = None
+) -> dict:
     """Choose the model's decision threshold on the validation split (params:evaluation.threshold).
 
+    Args:
+        validation_predictions: output of :func:`predict_validation`.
+        evaluation: ``params:evaluation``.
+        problem: ``params:problem``; its ``costs`` (binary targets) drive the rule ``min_expected_cost`` and give
+            the expected cost per record at the threshold whatever the rule.
+
     Returns:
-        ``rule``, ``threshold`` (None for a multi-class target: argmax), ``target_met`` and the validation
-        precision, recall and F1 of the positive class at the threshold.
+        ``rule``, ``threshold`` (None for a multi-class target: argmax), ``target_met``, the validation precision,
+        recall and F1 of the positive class at the threshold, the ``costs`` it was chosen under and the
+        ``expected_cost`` per validation record at it (None without costs), beside the cost of flagging no record
+        or every record (``expected_cost_without_model``).
     """
     params = parse(EvaluationParameters, evaluation, "evaluation")
+    costs = None if problem is None else parse(ProblemDefinition, problem, "problem").costs
     decision = _choose_threshold(
         validation_predictions["labels"],
         validation_predictions["probabilities"][CANDIDATE],
         validation_predictions["classes"],
         validation_predictions["positive_class"],
         params.threshold,
+        costs,
     )
     return {
         **decision,
@@ -331,11 +456,15 @@ def evaluate_validation(
     Threshold-free scores (ROC-AUC, PR-AUC, log loss, Brier; accuracy and macro F1 of the most probable class) and
     the decision metrics (accuracy, precision, recall, F1 per class and macro, confusion matrix) at each
     candidate's threshold: the model's chosen threshold, and for each baseline a threshold chosen by the same rule.
+    When the model's threshold was chosen under costs (``params:problem.costs``), every candidate's
+    ``at_threshold`` holds its ``expected_cost`` per record under them, and the baselines' thresholds are chosen
+    under them too.
 
     Returns:
         The model's metrics and a dictionary of each baseline's metrics.
     """
     params = parse(EvaluationParameters, evaluation, "evaluation")
+    costs = _costs_of(decision_threshold)
     labels = validation_predictions["labels"]
     classes = validation_predictions["classes"]
     positive_class = validation_predictions["positive_class"]
@@ -347,18 +476,20 @@ def evaluate_validation(
         "data": validation_predictions["data"],
         "model": validation_predictions["model"],
         **_candidate_metrics(
-            labels, probabilities[CANDIDATE], classes, positive_class, decision_threshold
+            labels, probabilities[CANDIDATE], classes, positive_class, decision_threshold, costs
         ),
     }
     baseline_metrics = {}
     for name in sorted(set(probabilities) - {CANDIDATE}):
         decision = _choose_threshold(
-            labels, probabilities[name], classes, positive_class, params.threshold
+            labels, probabilities[name], classes, positive_class, params.threshold, costs
         )
         baseline_metrics[name] = {
             "candidate": name,
             **common,
-            **_candidate_metrics(labels, probabilities[name], classes, positive_class, decision),
+            **_candidate_metrics(
+                labels, probabilities[name], classes, positive_class, decision, costs
+            ),
         }
     return model_metrics, baseline_metrics
 
@@ -510,7 +641,8 @@ def evaluate_release_gate(
 ) -> dict:
     """Decide on the validation split whether the model may be released, with every reason.
 
-    The model must beat every baseline on the primary metric (``params:problem.primary_metric``) by
+    The model must reach the success threshold agreed in ``params:problem.success`` (when one is set), beat every
+    baseline on the primary metric (``params:problem.primary_metric``) by
     ``release_gate.baseline_margin``, meet the ``floors`` and ``ceilings``, not fall more than
     ``previous_release_tolerance`` below the previously released model (when one was released), reach the threshold
     rule's target (for target rules) and pass every release scenario.
@@ -526,10 +658,13 @@ def evaluate_release_gate(
         problem: ``params:problem``.
 
     Returns:
-        ``passed``, ``verdict`` (release/reject), every check with its reason, and the names of the failed checks.
+        ``passed``, ``verdict`` (release/reject), every check with its reason, the names of the failed checks and
+        ``success`` (the agreed metric and value, the model's validation value and whether it is ``met``; None
+        when no success threshold is set).
     """
     gate = parse(EvaluationParameters, evaluation, "evaluation").release_gate
-    primary = parse(ProblemDefinition, problem, "problem").primary_metric
+    definition = parse(ProblemDefinition, problem, "problem")
+    primary = definition.primary_metric
     greater = GREATER_IS_BETTER[primary]
     better, sign = (">=", "+") if greater else ("<=", "-")
     scores = validation_metrics["scores"]
@@ -542,6 +677,23 @@ def evaluate_release_gate(
     non_finite = sorted(name for name, value in scores.items() if not np.isfinite(value))
     if non_finite:
         check("finite metrics", False, f"the validation metrics {non_finite} are NaN or infinite")
+    success = None
+    if definition.success is not None:
+        agreed = definition.success
+        value = scores[agreed.metric]
+        success = {
+            "metric": agreed.metric,
+            "minimum": agreed.minimum,
+            "maximum": agreed.maximum,
+            "value": value,
+            "met": agreed.met_by(value),
+        }
+        check(
+            f"success {agreed.metric}",
+            success["met"],
+            f"{agreed.metric} {value:.4f} must be {'>=' if agreed.minimum is not None else '<='} "
+            f"{agreed.bound:g}, the success threshold agreed with the stakeholders (params:problem.success)",
+        )
     if not baseline_metrics:
         check(
             "beats baselines",
@@ -615,6 +767,7 @@ def evaluate_release_gate(
         "split": "val",
         "primary_metric": primary,
         "model_value": candidate,
+        "success": success,
         "model_fingerprint": validation_metrics["model"]["fingerprint"],
         "failed_checks": failed,
         "checks": checks,
@@ -702,6 +855,9 @@ def evaluate_test_split(
     ``params:seed``); every candidate is scored on the same resamples, so the model's lead over each baseline
     gets an interval too.
 
+    When the threshold was chosen under costs (``params:problem.costs``, binary targets), every candidate's
+    metrics include ``expected_cost`` per test record at its threshold, with its interval.
+
     Returns:
         Test metrics of the model (value, low, high), of each baseline, the model-minus-baseline difference on the
         primary metric, the model's decisions at its threshold, the data's fingerprint and the gate's verdict.
@@ -733,6 +889,20 @@ def evaluate_test_split(
             params.bootstrap.confidence,
         )
     tail = (1 - params.bootstrap.confidence) / 2 * 100
+    costs = _costs_of(decision_threshold)
+    if costs is not None and len(classes) == 2:
+        positive = classes[positive_index(classes, positive_class)]
+        for name, candidate_probabilities in probabilities.items():
+            decided = predict_labels(
+                candidate_probabilities, classes, positive_class, thresholds[name]
+            )
+            row_costs = _row_costs(labels == positive, decided == positive, costs)
+            resampled_costs = weights @ row_costs / weights.sum(axis=1)
+            results[name]["expected_cost"] = {
+                "value": float(np.mean(row_costs)),
+                "low": float(np.percentile(resampled_costs, tail)),
+                "high": float(np.percentile(resampled_costs, 100 - tail)),
+            }
     differences = {}
     for name in sorted(set(probabilities) - {CANDIDATE}):
         difference = resampled[CANDIDATE][primary] - resampled[name][primary]
@@ -753,6 +923,7 @@ def evaluate_test_split(
         "data": _describe_split(test, labels, classes, "test"),
         "release_gate_verdict": release_gate["verdict"],
         "decision_threshold": thresholds[CANDIDATE],
+        "costs": None if costs is None else costs.model_dump(),
         "bootstrap": {
             "method": "stratified percentile bootstrap",
             "resamples": params.bootstrap.resamples,
@@ -814,6 +985,8 @@ def collect_tracking_records(
     }
     if decision_threshold.get("threshold") is not None:
         metrics["decision_threshold"] = metric(decision_threshold["threshold"])
+    if validation_metrics["at_threshold"].get("expected_cost") is not None:
+        metrics["val.expected_cost"] = metric(validation_metrics["at_threshold"]["expected_cost"])
     metrics["release_gate.passed"] = metric(release_gate["passed"])
     metrics["release_gate.failed_checks"] = metric(len(release_gate["failed_checks"]))
     tags = {

@@ -16,7 +16,8 @@ from pydantic import (
 )
 
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, MetricName
-from deep_learning_workflow.parameters import Parameters, register
+from deep_learning_workflow.parameters import Parameters, register, register_check
+from deep_learning_workflow.problem import ProblemDefinition
 
 
 class ThresholdParameters(Parameters):
@@ -24,19 +25,24 @@ class ThresholdParameters(Parameters):
 
     ``max_f1`` takes the threshold with the best F1 of the positive class; ``target_recall`` the highest threshold
     whose recall reaches ``target`` (the most precise way to catch that share of positives); ``target_precision``
-    the lowest threshold whose precision reaches ``target`` (the most positives caught at that precision).
+    the lowest threshold whose precision reaches ``target`` (the most positives caught at that precision);
+    ``min_expected_cost`` the threshold with the lowest expected cost per record under ``params:problem.costs``.
     """
 
-    rule: Literal["max_f1", "target_recall", "target_precision"] = "max_f1"
+    rule: Literal["max_f1", "target_recall", "target_precision", "min_expected_cost"] = "max_f1"
     target: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    @property
+    def has_target(self) -> bool:
+        return self.rule in ("target_recall", "target_precision")
 
     @model_validator(mode="after")
     def _target_matches_rule(self) -> ThresholdParameters:
-        if self.rule == "max_f1" and self.target is not None:
+        if not self.has_target and self.target is not None:
             raise ValueError(
                 "'target' is only used by the rules target_recall and target_precision; remove it"
             )
-        if self.rule != "max_f1" and self.target is None:
+        if self.has_target and self.target is None:
             raise ValueError(f"rule '{self.rule}' needs a 'target' in (0, 1]")
         return self
 
@@ -45,12 +51,13 @@ class ReleaseGateParameters(Parameters):
     """What a candidate model must achieve on the validation split to be released.
 
     Metric values are in the metric's own units; ``floors`` hold metrics where greater is better (minimums),
-    ``ceilings`` metrics where lower is better (maximums, e.g. log_loss, brier).
+    ``ceilings`` metrics where lower is better (maximums, e.g. log_loss, brier). A metric set to null has no
+    floor or ceiling: environments merge parameters softly, so null is how one drops a limit of ``conf/base``.
     """
 
     baseline_margin: float = Field(default=0.0, ge=0.0, le=0.5)
-    floors: dict[MetricName, Annotated[float, Field(ge=0.0, le=1.0)]] = {}
-    ceilings: dict[MetricName, NonNegativeFloat] = {}
+    floors: dict[MetricName, Annotated[float, Field(ge=0.0, le=1.0)] | None] = {}
+    ceilings: dict[MetricName, NonNegativeFloat | None] = {}
     previous_release_tolerance: float = Field(default=0.01, ge=0.0, le=0.5)
 
     @field_validator("floors")
@@ -61,7 +68,7 @@ class ReleaseGateParameters(Parameters):
             raise ValueError(
                 f"{wrong} are better when lower: give them a maximum under 'ceilings' instead"
             )
-        return floors
+        return {name: value for name, value in floors.items() if value is not None}
 
     @field_validator("ceilings")
     @classmethod
@@ -71,7 +78,7 @@ class ReleaseGateParameters(Parameters):
             raise ValueError(
                 f"{wrong} are better when higher: give them a minimum under 'floors' instead"
             )
-        return ceilings
+        return {name: value for name, value in ceilings.items() if value is not None}
 
 
 class BootstrapParameters(Parameters):
@@ -97,6 +104,19 @@ class EvaluationParameters(Parameters):
     bootstrap: BootstrapParameters = BootstrapParameters()
     calibration_bins: int = Field(default=10, ge=2, le=50)
     report: ReportParameters = ReportParameters()
+
+
+@register_check("evaluation", "problem")
+def check_costs_for_threshold(
+    evaluation: EvaluationParameters, problem: ProblemDefinition
+) -> str | None:
+    """The rule ``min_expected_cost`` needs the costs of the problem definition."""
+    if evaluation.threshold.rule == "min_expected_cost" and problem.costs is None:
+        return (
+            "evaluation.threshold.rule: 'min_expected_cost' needs problem.costs (false_positive, false_negative) in "
+            "parameters.yml; give them, or choose another rule"
+        )
+    return None
 
 
 def _not_boolean(value: object) -> object:

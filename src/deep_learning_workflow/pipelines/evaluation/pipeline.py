@@ -52,7 +52,7 @@ def create_validation_pipeline() -> Pipeline:
             ),
             node(
                 choose_decision_threshold,
-                inputs=["validation_predictions", "params:evaluation"],
+                inputs=["validation_predictions", "params:evaluation", "params:problem"],
                 outputs="decision_threshold",
                 name="choose_decision_threshold",
             ),

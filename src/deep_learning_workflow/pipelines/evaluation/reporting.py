@@ -24,7 +24,7 @@ from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
 from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.pipelines.evaluation.nodes import CANDIDATE
 from deep_learning_workflow.pipelines.evaluation.parameters import EvaluationParameters
-from deep_learning_workflow.problem import ProblemDefinition
+from deep_learning_workflow.problem import Costs, ProblemDefinition
 
 METRIC_NAMES = {
     "pr_auc": "PR-AUC (average precision)",
@@ -36,6 +36,7 @@ METRIC_NAMES = {
     "precision": "Precision",
     "recall": "Recall",
     "f1": "F1",
+    "expected_cost": "Expected cost per record",
 }
 METRIC_MEANINGS = {
     "pr_auc": "how well the model ranks the positive class above the rest, weighted towards the top of the list "
@@ -314,6 +315,9 @@ def _candidates_section(
         *[METRIC_NAMES[name] + (" ★" if name == primary else "") for name in names],
     ]
     header += ["Threshold", "Precision", "Recall", "F1"]
+    with_cost = validation_metrics["at_threshold"].get("expected_cost") is not None
+    if with_cost:
+        header += ["Expected cost per record"]
     binary = len(validation_metrics["classes"]) == 2
     positive = validation_metrics["positive_class"]
     rows = []
@@ -324,6 +328,8 @@ def _candidates_section(
         row += [_number(metrics["scores"][metric]) for metric in names]
         row += [_number(decisions["threshold"])]
         row += [_number(decisions[metric][key]) for metric in ("precision", "recall", "f1")]
+        if with_cost:
+            row += [_number(decisions.get("expected_cost"), 2)]
         rows.append(row)
     scope = f"of '{_text(positive)}'" if binary else "macro-averaged"
     note = (
@@ -341,6 +347,7 @@ def _threshold_section(decision_threshold: Mapping) -> str:
         "max_f1": "the best F1 (balance of precision and recall)",
         "target_recall": f"a recall of at least {decision_threshold['target']}",
         "target_precision": f"a precision of at least {decision_threshold['target']}",
+        "min_expected_cost": "the lowest expected cost of its errors",
     }[decision_threshold["rule"]]
     met = (
         ""
@@ -352,8 +359,21 @@ def _threshold_section(decision_threshold: Mapping) -> str:
         f"<b>{decision_threshold['threshold']:.3f}</b>, chosen on the validation split for {rule}.{met}</p>"
         f"<p>On validation at this threshold: of the records flagged, {decision_threshold['precision']:.0%} are "
         f"{positive} (precision); of all {positive} records, {decision_threshold['recall']:.0%} are flagged "
-        "(recall).</p>"
+        f"(recall).{_threshold_cost(decision_threshold)}</p>"
     )
+
+
+def _threshold_cost(decision_threshold: Mapping) -> str:
+    if decision_threshold.get("expected_cost") is None:
+        return ""
+    costs = Costs(**decision_threshold["costs"])
+    text = (
+        f" The errors cost {_amount(decision_threshold['expected_cost'], costs)} per record on average "
+        "(expected cost)."
+    )
+    if decision_threshold["recall"] == 0:
+        text += f" {_text(decision_threshold['note'])}"
+    return text
 
 
 def _gate_section(release_gate: Mapping) -> str:
@@ -452,6 +472,125 @@ def _limitations(
     return found + list(params.report.limitations)
 
 
+def _amount(value: float, costs: Costs) -> str:
+    return f"{value:,.2f} {_text(costs.unit or '')}".strip()
+
+
+def _success_row(
+    definition: ProblemDefinition, release_gate: Mapping, test_metrics: Mapping
+) -> list[str]:
+    success = definition.success
+    if success is None:
+        return [
+            "Success threshold",
+            "none agreed; set <code>problem.success</code> (e.g. <code>{metric: pr_auc, minimum: 0.6}</code>)",
+        ]
+    name = METRIC_NAMES[success.metric]
+    sign = "≥" if success.minimum is not None else "≤"
+    parts = [f"<b>{name} {sign} {success.bound:g}</b>, agreed with the stakeholders."]
+    judged = release_gate.get("success")
+    if judged is not None:
+        verdict = "✅ met" if judged["met"] else "❌ not met"
+        parts.append(
+            f"Validation: {_number(judged['value'])}, <b>{verdict}</b> (checked by the release gate)."
+        )
+    tested = test_metrics["model"]["metrics"].get(success.metric)
+    if tested is not None:
+        level = f"{test_metrics['bootstrap']['confidence']:.0%}"
+        ends = [success.met_by(tested["low"]), success.met_by(tested["high"])]
+        reading = (
+            "met"
+            if all(ends)
+            else "not met"
+            if not any(ends)
+            else "uncertain: the interval contains the threshold"
+        )
+        parts.append(
+            f"Test: {_number(tested['value'])} ({level} confidence interval {_number(tested['low'])} – "
+            f"{_number(tested['high'])}), {reading}."
+        )
+    return ["Success threshold", " ".join(parts)]
+
+
+def _cost_rows(
+    definition: ProblemDefinition,
+    decision_threshold: Mapping,
+    test_metrics: Mapping,
+    positive: str | None,
+) -> list[list[str]]:
+    costs = definition.costs
+    if costs is None:
+        return [["Cost of an error", "not given; set <code>problem.costs</code> (binary targets)"]]
+    rows = [
+        [
+            "Cost of an error",
+            f"a false positive (a record flagged {_text(positive)} that is not) costs "
+            f"<b>{_amount(costs.false_positive, costs)}</b>; a false negative (a {_text(positive)} record not "
+            f"flagged) <b>{_amount(costs.false_negative, costs)}</b>",
+        ]
+    ]
+    if decision_threshold.get("expected_cost") is None:
+        rows[0][1] = (
+            f"false positive {_amount(costs.false_positive, costs)}, false negative "
+            f"{_amount(costs.false_negative, costs)}: costs apply to binary targets only, so no expected cost is "
+            "computed for this multi-class target"
+        )
+        return rows
+    parts = [f"validation <b>{_amount(decision_threshold['expected_cost'], costs)}</b>"]
+    tested = test_metrics["model"]["metrics"].get("expected_cost")
+    if tested is not None:
+        level = f"{test_metrics['bootstrap']['confidence']:.0%}"
+        parts.append(
+            f"test <b>{_amount(tested['value'], costs)}</b> ({level} confidence interval "
+            f"{_amount(tested['low'], costs)} – {_amount(tested['high'], costs)})"
+        )
+    without = decision_threshold["expected_cost_without_model"]
+    rows.append(
+        [
+            "Expected cost per record at the threshold",
+            "; ".join(parts)
+            + f". Without the model (validation): flagging no record costs {_amount(without['flag_none'], costs)}, "
+            f"flagging every record {_amount(without['flag_all'], costs)}.",
+        ]
+    )
+    return rows
+
+
+def _problem_section(
+    definition: ProblemDefinition,
+    decision_threshold: Mapping,
+    release_gate: Mapping,
+    test_metrics: Mapping,
+) -> str:
+    """The problem definition: what the model is for, how success is measured, what errors cost."""
+    primary = definition.primary_metric
+    positive = decision_threshold.get("positive_class") or test_metrics.get("positive_class")
+    threshold = decision_threshold.get("threshold")
+    rule = {
+        "max_f1": "the best F1",
+        "target_recall": "a target recall",
+        "target_precision": "a target precision",
+        "min_expected_cost": "the lowest expected cost",
+        "argmax": "the most probable class",
+    }.get(decision_threshold.get("rule"), _text(decision_threshold.get("rule")))
+    rows = [
+        [
+            "Primary metric",
+            f"<b>{METRIC_NAMES[primary]}</b>: {_text(METRIC_MEANINGS[primary])}",
+        ],
+        _success_row(definition, release_gate, test_metrics),
+        *_cost_rows(definition, decision_threshold, test_metrics, positive),
+        [
+            "Decision threshold",
+            "each record gets its most probable class"
+            if threshold is None
+            else f"flag {_text(positive)} when its probability is at least <b>{threshold:.3f}</b>, chosen on "
+            f"validation for {rule}",
+        ],
+    ]
+    return f"<p>{_text(definition.statement)}</p>\n" + _table(["Item", "Value"], rows)
+
+
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; line-height: 1.45; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
@@ -482,8 +621,10 @@ def render_model_report(
     """The model report for decision makers: one self-contained HTML page.
 
     Returns:
-        HTML with the problem and success metric, data summary, baselines against the model, the decision
-        threshold, the release gate's verdict, test metrics with confidence intervals, plots and limitations.
+        HTML opening with the problem definition (statement, primary metric, success threshold and whether it
+        is met, costs and the expected cost at the chosen threshold), then the data summary, baselines against the
+        model, the decision threshold, the release gate's verdict, test metrics with confidence intervals, plots
+        and limitations.
     """
     # Imported here: plotly.offline costs most of a second, which every kedro command would pay at start-up.
     from plotly.offline import get_plotlyjs
@@ -514,15 +655,13 @@ def render_model_report(
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>
 <h1>{_text(params.report.title)}</h1>
-<p class="muted">Model version <code>{_text(release_gate["model_fingerprint"][:12])}</code></p>
+<h2 id="problem-definition">1. The problem definition</h2>
+{_problem_section(definition, decision_threshold, release_gate, test_metrics)}
 <p class="headline">On records it has never seen (the test split), the model reaches a
 <b>{METRIC_NAMES[primary]} of {test_primary["value"]:.3f}</b>
 ({test_metrics["bootstrap"]["confidence"]:.0%} confidence interval {test_primary["low"]:.3f} – {test_primary["high"]:.3f}).
 It is <b>{verdict}</b>.</p>
-
-<h2>1. The problem and how success is measured</h2>
-<p>{_text(definition.statement)}</p>
-<p>Success metric: <b>{METRIC_NAMES[primary]}</b>: {_text(METRIC_MEANINGS[primary])}.</p>
+<p class="muted">Model version <code>{_text(release_gate["model_fingerprint"][:12])}</code></p>
 
 <h2>2. Data</h2>
 {_data_section(split_report, validation_metrics, test_metrics)}
