@@ -3,13 +3,13 @@
 kedro-datasets' ``tensorflow.TensorFlowModelDataset`` does the Keras saving and loading (``safe_mode`` on); this
 dataset wraps it to add what the workflow needs: the custom preprocessing layers are imported before
 deserialisation in whatever process loads the model, TensorFlow is imported only when a model is actually loaded
-or saved (so building the catalog stays cheap), and a save is atomic (written beside the target, then renamed).
+or saved (so building the catalog stays cheap), and a save is atomic (:mod:`.atomic`: the version folder is
+written under a hidden name, then renamed into place).
 """
 
 from __future__ import annotations
 
 import copy
-import uuid
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -21,6 +21,8 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+
+from .atomic import AtomicSaveMixin
 
 
 def _register_custom_layers() -> None:
@@ -44,7 +46,7 @@ def load_keras_model(filepath: str, **load_args: Any) -> Any:
     return keras.saving.load_model(filepath, **{"safe_mode": True, **load_args})
 
 
-class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
+class KerasModelDataset(AtomicSaveMixin, AbstractVersionedDataset[Any, Any]):
     """Loads and saves the workflow's Keras model as one versioned ``.keras`` file.
 
     Example catalog entry::
@@ -56,6 +58,8 @@ class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
 
     Args:
         filepath: path ending in ``.keras``, optionally with an fsspec protocol (``s3://...``).
+        optional: when true, loading gives None while there is no file (or no version) yet, e.g. for a
+            warm-start model that a default run does not use.
         load_args: passed to ``TensorFlowModelDataset`` (``safe_mode`` defaults to True, ``compile`` to False:
             scoring needs no optimiser state).
         save_args: passed to ``TensorFlowModelDataset``.
@@ -72,6 +76,7 @@ class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
         self,
         *,
         filepath: str,
+        optional: bool = False,
         load_args: dict[str, Any] | None = None,
         save_args: dict[str, Any] | None = None,
         version: Version | None = None,
@@ -90,6 +95,7 @@ class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
         self._fs_args = _fs_args
         self._fs = fsspec.filesystem(protocol, **self._credentials, **_fs_args)
         self.metadata = metadata
+        self._optional = optional
         super().__init__(
             filepath=PurePosixPath(path),
             version=version,
@@ -111,20 +117,15 @@ class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
         )
 
     def load(self) -> Any:
+        if self._optional and not self._exists():
+            return None
         _register_custom_layers()
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
         return self._inner(load_path).load()
 
     def save(self, data: Any) -> None:
-        save_path = get_filepath_str(self._get_save_path(), self._protocol)
-        partial = f"{save_path}.partial-{uuid.uuid4().hex}.keras"
-        try:
-            self._inner(partial).save(data)
-            self._fs.mv(partial, save_path)
-        finally:
-            if self._fs.exists(partial):
-                self._fs.rm(partial)
-        self._invalidate_cache()
+        with self._staged_save():
+            self._inner(get_filepath_str(self._get_save_path(), self._protocol)).save(data)
 
     def _exists(self) -> bool:
         try:
@@ -137,6 +138,7 @@ class KerasModelDataset(AbstractVersionedDataset[Any, Any]):
         return {
             "filepath": self._filepath,
             "protocol": self._protocol,
+            "optional": self._optional,
             "load_args": self._load_args,
             "save_args": self._save_args,
             "version": self._version,

@@ -9,7 +9,7 @@ from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 
 from deep_learning_workflow.columns import ColumnRoles
-from deep_learning_workflow.datasets import KerasModelDataset
+from deep_learning_workflow.datasets import KerasModelDataset, WordVectorsDataset
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.pipelines.modelling import create_pipeline
@@ -26,6 +26,7 @@ OUTPUTS = (
     "model_metadata",
     "training_history_plot",
     "training_diagnosis",
+    "transfer_report",
 )
 
 
@@ -48,6 +49,13 @@ def _catalog(tmp_path, train, val, columns, modelling) -> DataCatalog:
             "params:seed": MemoryDataset(42),
             "model": KerasModelDataset(
                 filepath=str(tmp_path / "model.keras"), version=Version(None, None)
+            ),
+            # Transfer is off: the optional sources have no file and load as None.
+            "warm_start_model": KerasModelDataset(
+                filepath=str(tmp_path / "pretrained.keras"), optional=True
+            ),
+            "pretrained_word_vectors": WordVectorsDataset(
+                filepath=str(tmp_path / "word_vectors.txt"), optional=True
             ),
             **{name: KeptDataset() for name in OUTPUTS},
         }
@@ -96,6 +104,7 @@ def test_the_pipeline_trains_seeds_keeps_the_best_and_saves_one_loadable_model(
         "underfitting",
     }
     assert len(catalog.load("training_history_plot").data) >= 2
+    assert catalog.load("transfer_report") == {"enabled": False}
     assert set(catalog.load("baseline_models")) == {
         "majority_class",
         "logistic_regression",

@@ -27,7 +27,9 @@ from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.problem import ProblemDefinition
+from deep_learning_workflow.progress import keras_verbose
 
+from . import transfer
 from .schema import ModellingParams
 from .training import (
     as_params,
@@ -238,6 +240,39 @@ def check_overfit_one_batch(
     return report
 
 
+def check_transfer_sources(
+    train: pd.DataFrame,
+    modelling_roles: dict[str, Any],
+    warm_start_model: Any,
+    pretrained_word_vectors: Any,
+    modelling: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    """Check the transfer-learning sources against the data and parameters, and say what will be copied.
+
+    Args:
+        train: the real training rows (the vocabularies the embeddings are matched on are learned from them).
+        modelling_roles: resolved column roles.
+        warm_start_model: the saved model of catalog entry ``warm_start_model``, or None when it has no file.
+        pretrained_word_vectors: the word vectors of ``pretrained_word_vectors``, or None when it has no file.
+        modelling: ``params:modelling`` (``transfer`` says which source is used).
+
+    Returns:
+        The sources training takes (empty when ``transfer`` is off) and the transfer report: per layer, copied
+        (and how many rows matched) or kept fresh (and why), the frozen layers, the fine-tuning settings.
+
+    Raises:
+        ValueError: naming the key and the mismatch, before any training.
+    """
+    roles = as_roles(modelling_roles)
+    return transfer.describe_transfer(
+        train,
+        roles,
+        as_params(modelling),
+        transfer.TransferSources(warm_start_model, pretrained_word_vectors),
+        len(target_classes(train[roles.target])),
+    )
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     array = np.asarray(values, dtype="float64")
     return {
@@ -257,6 +292,7 @@ def train_seed_models(  # noqa: PLR0913
     problem: dict[str, Any],
     seed: int,
     sanity_check_report: dict[str, Any],
+    transfer_sources: Any = None,
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """Train the configuration once per seed and keep the best model on the primary validation metric.
 
@@ -269,6 +305,8 @@ def train_seed_models(  # noqa: PLR0913
         problem: ``params:problem`` (the primary metric).
         seed: ``params:seed``; model ``i`` uses ``seed + i``.
         sanity_check_report: the sanity check's report; training starts only after it passed.
+        transfer_sources: what :func:`check_transfer_sources` checked; the layers ``params:modelling.transfer``
+            names start from it.
 
     Returns:
         The kept Keras model, its training history, and the seed report (every validation metric per seed, mean
@@ -283,7 +321,15 @@ def train_seed_models(  # noqa: PLR0913
     for offset in range(params.seeds):
         run_seed = seed + offset
         result = train_model(
-            train, val, roles, params, run_seed, fit_on=train_balanced, primary_metric=primary
+            train,
+            val,
+            roles,
+            params,
+            run_seed,
+            fit_on=train_balanced,
+            primary_metric=primary,
+            verbose=keras_verbose(),
+            transfer_sources=transfer_sources,
         )
         probabilities = predict_probabilities(result.model, val, roles)
         labels = target_labels(val[roles.target]).to_numpy()

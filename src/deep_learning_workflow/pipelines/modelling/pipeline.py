@@ -7,6 +7,7 @@ from kedro.pipeline import Node, Pipeline
 from .nodes import (
     check_modelling_inputs,
     check_overfit_one_batch,
+    check_transfer_sources,
     describe_model,
     diagnose_training,
     fit_baseline_models,
@@ -16,7 +17,8 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Check inputs, fit baselines, run the sanity check, train over seeds, then describe and diagnose the model."""
+    """Check inputs and transfer sources, fit baselines, run the sanity check, train over seeds, then describe and
+    diagnose the model."""
     return Pipeline(
         [
             Node(
@@ -38,6 +40,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="check_overfit_one_batch",
             ),
             Node(
+                check_transfer_sources,
+                inputs=[
+                    "train",
+                    "modelling_roles",
+                    "warm_start_model",
+                    "pretrained_word_vectors",
+                    "params:modelling",
+                ],
+                outputs=["transfer_sources", "transfer_report"],
+                name="check_transfer_sources",
+            ),
+            Node(
                 train_seed_models,
                 inputs=[
                     "train",
@@ -48,6 +62,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:problem",
                     "params:seed",
                     "sanity_check_report",
+                    "transfer_sources",
                 ],
                 outputs=["model", "training_history", "seed_report"],
                 name="train_seed_models",

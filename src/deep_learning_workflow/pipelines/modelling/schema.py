@@ -137,6 +137,106 @@ class BaselineParams(Parameters):
     text_max_features: PositiveInt = 5000
 
 
+class AugmentationParams(Parameters):
+    """Random changes to the fitted rows, new every epoch; validation, test and the saved model never see them."""
+
+    gaussian_noise_std: float = Field(
+        0.0,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="Std of the noise added to the scaled numeric values (in scaled units); 0: off",
+    )
+    mixup_alpha: float = Field(
+        0.0,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="Mix pairs of rows of a batch with weight Beta(alpha, alpha); 0: off",
+    )
+    token_dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share of the tokens of a text dropped; 0: off"
+    )
+    token_dropout_mode: Literal["oov", "remove"] = Field(
+        "oov",
+        description="oov: a dropped token becomes the out-of-vocabulary id; remove: it is deleted",
+    )
+    token_swap: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Probability that a token swaps places with the next one; 0: off. The averaged embeddings "
+        "of the current model ignore word order, so it has no effect on it",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any augmentation is on."""
+        return bool(
+            self.gaussian_noise_std or self.mixup_alpha or self.token_dropout or self.token_swap
+        )
+
+
+class WarmStartParams(Parameters):
+    """Start layers from a saved model of this project (the catalog entry ``warm_start_model``)."""
+
+    enabled: bool = False
+    layers: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Layers to copy (each must match); null: every layer with weights whose name and shape match",
+    )
+
+
+class PretrainedEmbeddingParams(Parameters):
+    """Start the embeddings of text columns from word vectors (the catalog entry ``pretrained_word_vectors``)."""
+
+    enabled: bool = False
+    columns: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Text columns whose embed_<column> starts from the file; null: all",
+    )
+
+
+class FineTuneParams(Parameters):
+    """After the head has trained with the frozen layers fixed: unfreeze them and train everything a while longer."""
+
+    enabled: bool = False
+    epochs: PositiveInt = 10
+    learning_rate_factor: float = Field(
+        0.1, gt=0.0, le=1.0, description="Fine-tuning learning rate = learning_rate * this factor"
+    )
+
+
+class TransferParams(Parameters):
+    """Transfer learning: warm start, pretrained embeddings, frozen layers, fine-tuning (all off by default)."""
+
+    warm_start: WarmStartParams = WarmStartParams()
+    embeddings: PretrainedEmbeddingParams = PretrainedEmbeddingParams()
+    freeze: list[str] = Field(
+        default_factory=list,
+        description="Layers kept fixed while the rest trains for `epochs`, e.g. [embed_review]",
+    )
+    fine_tune: FineTuneParams = FineTuneParams()
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any layer starts from a source."""
+        return self.warm_start.enabled or self.embeddings.enabled
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TransferParams:
+        if self.freeze and not self.enabled:
+            raise ValueError(
+                "freeze keeps layers at their random start unless warm_start or embeddings is enabled; "
+                "enable one of them or empty freeze"
+            )
+        if self.fine_tune.enabled and not self.freeze:
+            raise ValueError(
+                "fine_tune unfreezes the frozen layers, but freeze is empty; list the layers to freeze first"
+            )
+        return self
+
+
 @register("modelling")
 class ModellingParams(Parameters):
     """The model, its training and its checks (``params:modelling``)."""
@@ -173,6 +273,8 @@ class ModellingParams(Parameters):
     sanity_check: SanityCheckParams = SanityCheckParams()
     diagnosis: DiagnosisParams = DiagnosisParams()
     baselines: BaselineParams = BaselineParams()
+    augmentation: AugmentationParams = AugmentationParams()
+    transfer: TransferParams = TransferParams()
 
     @property
     def hidden_units(self) -> list[int]:

@@ -14,16 +14,19 @@ import numpy as np
 import pandas as pd
 
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
-from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
+from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index, score
 from deep_learning_workflow.model_inputs import to_model_inputs
 from deep_learning_workflow.parameters import parse
 
+from . import augmentation
 from .schema import ModellingParams
 
-# Keras metrics compiled into every model, named like deep_learning_workflow.metrics; the monitored metric is
-# added when it is another one, so a history key `val_<primary_metric>` always exists for early stopping and
-# pruning. Each metric costs graph tracing and per-step work, hence not all of them by default.
-DEFAULT_KERAS_METRICS = ("accuracy", "roc_auc", "pr_auc")
+# Metrics recorded after every epoch on the fitted rows and on validation (see epoch_metrics); the monitored metric
+# is added when it is another one, so a history key `val_<primary_metric>` always exists for early stopping and
+# pruning.
+EPOCH_METRICS = ("accuracy", "roc_auc", "pr_auc")
+# The training-side metrics of an epoch are scored on a fixed sample of this many fitted rows at most.
+TRAIN_METRIC_ROWS = 10_000
 
 
 class TrainingDivergedError(ValueError):
@@ -36,7 +39,7 @@ class TrainingResult(NamedTuple):
     model: Any
     """The Keras model, weights of the best epoch restored when early stopping is on."""
     history: dict[str, list[float]]
-    """Per-epoch ``loss``, ``val_loss`` and the metrics of :func:`keras_metrics` (train and ``val_``)."""
+    """Per-epoch ``loss``, ``val_loss`` and the metrics of :func:`epoch_metrics` (train and ``val_``)."""
     best_epoch: int
     """0-based epoch whose weights the model holds."""
     classes: list[str]
@@ -328,50 +331,98 @@ def build_model_parts(
     )
 
 
-def keras_metrics(
-    classes: Sequence[str], positive_class: str | None, extra: Sequence[str] = ()
-) -> list[Any]:
-    """Keras metrics matching :func:`deep_learning_workflow.metrics.score` (AUCs on the positive class if binary).
+def epoch_metrics(
+    fit: tuple[Mapping[str, np.ndarray], np.ndarray],
+    validation: tuple[Mapping[str, np.ndarray], np.ndarray],
+    classes: Sequence[str],
+    positive_class: str | None,
+    extra: Sequence[str] = (),
+    seed: int = 0,
+) -> Any:
+    """A Keras callback writing the project's metrics of the epoch's weights into the epoch's logs.
+
+    After each epoch it scores the head on the rows it is fitted on (``accuracy``, ``roc_auc``, ...) and on
+    validation (``val_accuracy``, ``val_roc_auc``, ..., ``val_loss``) with :func:`deep_learning_workflow.metrics.score`,
+    so early stopping and pruning watch exactly the metric evaluation reports. Computing them in NumPy instead of
+    compiling Keras metrics halves a model's set-up (no metric graphs to trace), which is most of a short trial's
+    cost. Put it first among the callbacks: the ones after it (early stopping, pruning, History) read its values.
 
     Args:
+        fit: the head's inputs and one-hot labels of the fitted rows (a fixed sample of at most
+            :data:`TRAIN_METRIC_ROWS` of them is scored).
+        validation: the head's inputs and one-hot labels of the validation rows.
         classes: the class of each probability column.
         positive_class: for binary targets, the class the AUCs are taken on.
-        extra: further metric names (e.g. the monitored one) beyond :data:`DEFAULT_KERAS_METRICS`.
+        extra: further metric names (e.g. the monitored one) beyond :data:`EPOCH_METRICS`.
+        seed: seeds the choice of the scored sample of fitted rows.
     """
     import keras
 
-    n_classes = len(classes)
-    if n_classes == 2:
-        column = positive_index(classes, positive_class)
-
-        class PositiveClassAUC(keras.metrics.AUC):
-            """AUC of the positive class's probability column, as metrics.score computes it for a binary target."""
-
-            def update_state(self, y_true, y_pred, sample_weight=None):
-                return super().update_state(y_true[:, column], y_pred[:, column], sample_weight)
-
-        def auc(curve: str, name: str) -> Any:
-            return PositiveClassAUC(curve=curve, name=name)
-    else:
-
-        def auc(curve: str, name: str) -> Any:
-            # One-vs-rest AUC per class, averaged with equal weights (macro), as metrics.score computes it.
-            return keras.metrics.AUC(curve=curve, name=name, multi_label=True, num_labels=n_classes)
-
-    metrics = {
-        "accuracy": lambda: keras.metrics.CategoricalAccuracy(name="accuracy"),
-        "roc_auc": lambda: auc("ROC", "roc_auc"),
-        "pr_auc": lambda: auc("PR", "pr_auc"),
-        "log_loss": lambda: keras.metrics.CategoricalCrossentropy(name="log_loss"),
-        # Mean over the k columns of squared errors: the binary Brier score, a k-th of the multi-class one.
-        "brier": lambda: keras.metrics.MeanSquaredError(name="brier"),
-        "f1_macro": lambda: keras.metrics.F1Score(average="macro", threshold=None, name="f1_macro"),
+    names = [*EPOCH_METRICS, *(name for name in extra if name not in EPOCH_METRICS)]
+    names = [name for name in names if name in GREATER_IS_BETTER]
+    inputs, labels = fit
+    if len(labels) > TRAIN_METRIC_ROWS:
+        rows = np.sort(
+            np.random.default_rng(seed).choice(len(labels), TRAIN_METRIC_ROWS, replace=False)
+        )
+        inputs, labels = {k: v[rows] for k, v in inputs.items()}, labels[rows]
+    class_names = np.asarray(classes, dtype=object)
+    scored = {
+        "": (inputs, labels, class_names[labels.argmax(axis=1)]),
+        "val_": (validation[0], validation[1], class_names[validation[1].argmax(axis=1)]),
     }
-    wanted = [
-        *DEFAULT_KERAS_METRICS,
-        *(name for name in extra if name not in DEFAULT_KERAS_METRICS),
+
+    class EpochMetrics(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            if logs is None:
+                return
+            for prefix, (x, one_hot, names_of_rows) in scored.items():
+                probabilities = head_probabilities(self.model, x)
+                finite = bool(np.isfinite(probabilities).all())
+                for name in names:
+                    logs[f"{prefix}{name}"] = (
+                        _score_or_nan(name, names_of_rows, probabilities, classes, positive_class)
+                        if finite
+                        else float("nan")
+                    )
+                if prefix:
+                    picked = np.clip((probabilities * one_hot).sum(axis=1), 1e-7, 1.0)
+                    # Keras' loss includes the regularisation penalties; so does this one.
+                    penalty = float(sum(float(loss) for loss in self.model.losses))
+                    logs["val_loss"] = float(-np.log(picked).mean()) + penalty
+
+    return EpochMetrics()
+
+
+def _score_or_nan(
+    name: str,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    positive_class: str | None,
+) -> float:
+    # A split too small to hold every class has no AUC; the epoch is then not judged on it (NaN never improves
+    # early stopping and is not reported to the pruner) instead of stopping training.
+    try:
+        return score(name, labels, probabilities, classes, positive_class)
+    except ValueError:
+        return float("nan")
+
+
+def head_probabilities(head: Any, inputs: Mapping[str, np.ndarray], rows: int = 8192) -> np.ndarray:
+    """The head's probabilities for prepared inputs, in inference mode, computed eagerly in a few large batches.
+
+    Keras' ``predict`` would trace a new graph for every new model, which costs more than the computation here.
+    """
+    total = len(next(iter(inputs.values())))
+    parts = [
+        np.asarray(
+            head({k: v[start : start + rows] for k, v in inputs.items()}, training=False),
+            dtype="float64",
+        )
+        for start in range(0, total, rows)
     ]
-    return [metrics[name]() for name in wanted if name in metrics]
+    return np.concatenate(parts)
 
 
 def _optimizer(params: ModellingParams, learning_rate: float | None = None) -> Any:
@@ -385,19 +436,11 @@ def _optimizer(params: ModellingParams, learning_rate: float | None = None) -> A
     return keras.optimizers.Adam(learning_rate=rate)
 
 
-def compile_model(
-    model: Any,
-    params: ModellingParams,
-    classes: Sequence[str],
-    positive_class: str | None,
-    learning_rate: float | None = None,
-    extra_metrics: Sequence[str] = (),
-) -> Any:
-    """Compile with the configured optimiser, categorical cross-entropy and :func:`keras_metrics`."""
+def compile_model(model: Any, params: ModellingParams, learning_rate: float | None = None) -> Any:
+    """Compile with the configured optimiser and categorical cross-entropy; metrics come from :func:`epoch_metrics`."""
     model.compile(
         optimizer=_optimizer(params, learning_rate),
         loss="categorical_crossentropy",
-        metrics=keras_metrics(classes, positive_class, extra_metrics),
         steps_per_execution=params.steps_per_execution,
     )
     return model
@@ -468,6 +511,21 @@ def prepare(preprocessor: Any, frame: pd.DataFrame, roles: ColumnRoles) -> dict[
     return {name: np.asarray(value) for name, value in outputs.items()}
 
 
+def early_stopping(params: ModellingParams, monitor: str, mode: str) -> Any:
+    """The early-stopping callback of ``params:modelling.early_stopping`` (best weights restored), or None when off."""
+    import keras
+
+    if not params.early_stopping.enabled:
+        return None
+    return keras.callbacks.EarlyStopping(
+        monitor=monitor,
+        mode=mode,
+        patience=params.early_stopping.patience,
+        min_delta=params.early_stopping.min_delta,
+        restore_best_weights=True,
+    )
+
+
 def set_seed(seed: int) -> None:
     """The one place the workflow seeds Python, NumPy and the backend before a model is built and trained."""
     import keras
@@ -486,6 +544,7 @@ def train_model(
     callbacks: Sequence[Any] = (),
     primary_metric: str = "pr_auc",
     verbose: int = 0,
+    transfer_sources: Any = None,
 ) -> TrainingResult:
     """Fit the preprocessing on ``train``, build, compile and train one model; ``val`` only drives early stopping.
 
@@ -500,6 +559,8 @@ def train_model(
         primary_metric: ``params:problem.primary_metric``; early stopping watches it unless
             ``params:modelling.early_stopping.monitor`` says otherwise.
         verbose: Keras ``fit`` verbosity.
+        transfer_sources: the warm-start model and word vectors (:class:`.transfer.TransferSources`) that
+            ``params:modelling.transfer`` starts layers from; see :mod:`.transfer`.
 
     Returns:
         The :class:`TrainingResult`.
@@ -509,6 +570,8 @@ def train_model(
         ValueError: on invalid parameters, roles naming missing columns, or unknown target classes.
     """
     import keras
+
+    from . import transfer
 
     params = as_params(params)
     roles = check_roles_for_modelling(train, as_roles(roles), params, "train")
@@ -531,35 +594,29 @@ def train_model(
     set_seed(seed)
     with distribution_strategy(params.distribution).scope():
         parts = build_model_parts(preprocessing, roles, params, len(classes))
-        compile_model(
-            parts.head,
-            params,
-            classes,
-            roles.positive_class,
-            extra_metrics=[monitor[len("val_") :]],
-        )
+        transfer.warm_start(parts, roles, params, transfer_sources)
+        compile_model(parts.head, params)
 
-    stop_rules: list[Any] = [keras.callbacks.TerminateOnNaN()]
-    early = None
-    if params.early_stopping.enabled:
-        early = keras.callbacks.EarlyStopping(
-            monitor=monitor,
-            mode=mode,
-            patience=params.early_stopping.patience,
-            min_delta=params.early_stopping.min_delta,
-            restore_best_weights=True,
-        )
-        stop_rules.append(early)
+    early = early_stopping(params, monitor, mode)
+    stop_rules: list[Any] = [keras.callbacks.TerminateOnNaN(), *([early] if early is not None else [])]
     sample_weight = balanced_sample_weights(y_fit) if params.class_weight == "balanced" else None
-    fitted = parts.head.fit(
-        prepare(parts.preprocessor, fit_frame, roles),
-        y_fit,
-        sample_weight=sample_weight,
-        validation_data=(prepare(parts.preprocessor, val, roles), y_val),
+    x_fit = prepare(parts.preprocessor, fit_frame, roles)
+    scores = epoch_metrics(
+        (x_fit, y_fit),
+        (prepare(parts.preprocessor, val, roles), y_val),
+        classes,
+        roles.positive_class,
+        extra=[monitor[len("val_") :]],
+        seed=seed,
+    )
+    fitted = transfer.fit_in_phases(
+        parts.head,
+        params,
+        early,
+        # Only the fitted rows are augmented (when params:modelling.augmentation is on), never val, never the model.
+        **augmentation.fit_data(x_fit, y_fit, sample_weight, preprocessing, roles, params, seed),
         epochs=params.epochs,
-        batch_size=params.batch_size,
-        shuffle=True,
-        callbacks=[*stop_rules, *callbacks],
+        callbacks=[scores, *stop_rules, *callbacks],
         verbose=verbose,
     )
     model = parts.model
@@ -608,9 +665,7 @@ def overfit_one_batch(
     preprocessing = fit_preprocessing(train, roles, params)
     set_seed(seed)
     parts = build_model_parts(preprocessing, roles, plain, len(classes))
-    compile_model(
-        parts.head, plain, classes, roles.positive_class, learning_rate=check.learning_rate
-    )
+    compile_model(parts.head, plain, learning_rate=check.learning_rate)
     prepared = prepare(parts.preprocessor, batch, roles)
 
     def loss_and_accuracy() -> tuple[float, float]:
