@@ -8,7 +8,7 @@ evaluation pipeline's test node under the ``tuned`` namespace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,10 @@ from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
 from deep_learning_workflow.pipelines.modelling.training import TrainingDivergedError
 from deep_learning_workflow.problem import ProblemDefinition
+from deep_learning_workflow.progress import progress_bar
 
+from .objectives import COST_LABELS, COST_NAMES, make_cost, second_objective
+from .pareto import describe_rule, pick_candidate, plot_front, seed_candidates
 from .schema import TuningParams
 from .study import (
     check_search_space,
@@ -79,15 +82,20 @@ def run_study(  # noqa: PLR0913
     epochs = settings.epochs or base.epochs
     study = open_study(tuning_storage, settings, metric, seed, epochs)
     frames = {"train": train, "train_balanced": train_balanced, "val": val}
-    objective = make_objective(frames, columns, modelling, settings, metric, seed)
-    heartbeat = getattr(tuning_storage.storage, "get_heartbeat_interval", lambda: None)()
-    run_trials(
-        study,
-        objective,
-        settings,
-        tuning_storage.lock(settings.study_name),
-        wait_for_others=heartbeat is not None,
+    objective = make_objective(
+        frames, columns, modelling, settings, metric, seed, cost=make_cost(settings, val)
     )
+    heartbeat = getattr(tuning_storage.storage, "get_heartbeat_interval", lambda: None)()
+    with progress_bar(
+        settings.n_trials, f"Study {settings.study_name}", initial=_trials_done(study)
+    ) as bar:
+        run_trials(
+            study,
+            _advancing(objective, bar),
+            settings,
+            tuning_storage.lock(settings.study_name),
+            wait_for_others=heartbeat is not None,
+        )
     if not completed_trials(study):
         raise ValueError(
             f"No trial of the study '{settings.study_name}' completed ({failure_summary(study)}). Fix the cause, "
@@ -96,8 +104,38 @@ def run_study(  # noqa: PLR0913
     return study
 
 
+def _trials_done(study: Any) -> int:
+    """Trials that count towards ``n_trials`` already in the study (a resumed study starts with them)."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _advancing(objective: Callable[[Any], float], bar: Any) -> Callable[[Any], float]:
+    """The objective, moving the progress bar on when one of this worker's trials completes or is pruned."""
+    import optuna
+
+    def run(trial: Any) -> float:
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            bar.update(1)
+            raise
+        bar.update(1)
+        shown = (
+            " / ".join(f"{v:.4g}" for v in value) if isinstance(value, tuple) else f"{value:.4g}"
+        )
+        bar.set_postfix_str(f"last {shown}", refresh=False)
+        return value
+
+    return run
+
+
 def summarise_trials(study: Any) -> pd.DataFrame:
-    """One row per trial: number, state, value, hyperparameters, timings, worker, failure reason."""
+    """One row per trial: number, state, value, hyperparameters, timings, worker, failure reason.
+
+    A study with a second objective has a ``values_<name>`` column per objective instead of ``value``.
+    """
     table = study.trials_dataframe(
         attrs=("number", "state", "value", "params", "user_attrs", "duration")
     )
@@ -123,25 +161,46 @@ def retrain_top_trials(  # noqa: PLR0913
     retrained as the modelling pipeline trains (``params:modelling.epochs``, early stopping) with seeds
     ``params:seed + 0 .. selection.seeds - 1``.
 
+    With a second objective (``params:tuning.trade_off``) the candidates are the ``top_k`` trials of the Pareto
+    front that the pick rule prefers, plus, for ``cheapest_within``, the trial with the best metric (the reference
+    of the tolerance); see :func:`~deep_learning_workflow.pipelines.tuning.pareto.seed_candidates`.
+
     Returns:
         One record per candidate: trial number, its hyperparameters, the value the study saw, the seeds and their
         validation scores, their mean, sample standard deviation and the pessimistic score (mean - sd for a metric
-        where higher is better, mean + sd otherwise).
+        where higher is better, mean + sd otherwise); with a second objective, the trial's ``cost`` too (for
+        latency, the smallest of the study's measure and one per retrained model).
     """
     settings = parse(TuningParams, tuning, "tuning")
     metric = parse(ProblemDefinition, problem, "problem").primary_metric
     greater = GREATER_IS_BETTER[metric]
     frames = {"train": train, "train_balanced": train_balanced, "val": val}
     seeds = [int(seed) + offset for offset in range(settings.selection.seeds)]
+    second = second_objective(settings)
+    trials = completed_trials(study)
+    limit = settings.selection.top_k
+    if second is not None:
+        trials = seed_candidates(
+            trials, settings.trade_off.pick, greater, limit, COST_NAMES[second]
+        )
+        limit = len(trials)
+    measure = make_cost(settings, val)
     candidates: list[dict[str, Any]] = []
     seen: set[tuple] = set()
-    for trial in completed_trials(study):
+    for trial in trials:
         key = tuple(sorted((name, repr(value)) for name, value in trial.params.items()))
         if key in seen:
             continue
         seen.add(key)
         params = merge_overrides(modelling, trial.params)
-        values = [_retrain_score(frames, columns, params, s, metric) for s in seeds]
+        costs = [float(trial.values[1])] if second is not None else []
+        # A latency is measured again on each retrained model and the smallest kept: contention only adds time.
+        after = (
+            (lambda result, costs=costs: costs.append(measure(result)))
+            if second == "latency"
+            else None
+        )
+        values = [_retrain_score(frames, columns, params, s, metric, after) for s in seeds]
         mean = float(np.mean(values))
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
         score = mean - sd if greater else mean + sd
@@ -149,7 +208,8 @@ def retrain_top_trials(  # noqa: PLR0913
             {
                 "trial": trial.number,
                 "params": dict(trial.params),
-                "search_value": float(trial.value),
+                "search_value": float(trial.values[0]),
+                **({"cost": min(costs)} if second is not None else {}),
                 "seeds": seeds,
                 "values": [float(v) if np.isfinite(v) else None for v in values],
                 "mean": mean if np.isfinite(mean) else None,
@@ -158,7 +218,7 @@ def retrain_top_trials(  # noqa: PLR0913
             }
         )
         logger.info("Trial %d over seeds %s: %s %.4f ± %.4f", trial.number, seeds, metric, mean, sd)
-        if len(candidates) == settings.selection.top_k:
+        if len(candidates) == limit:
             break
     if not candidates:
         raise ValueError("The study has no completed trial to retrain; run the study first.")
@@ -171,9 +231,10 @@ def _retrain_score(
     params: dict[str, Any],
     seed: int,
     metric: str,
+    after: Callable[[Any], None] | None = None,
 ) -> float:
     try:
-        return train_and_score(frames, columns, params, seed, metric)[0]
+        return train_and_score(frames, columns, params, seed, metric, after=after)[0]
     except TrainingDivergedError as error:
         logger.warning("Retraining with seed %d diverged: %s", seed, error)
         return float("nan")
@@ -183,6 +244,10 @@ def select_best_params(
     candidates: list[dict[str, Any]], problem: dict[str, Any], tuning: dict[str, Any]
 ) -> dict[str, Any]:
     """The candidate with the best pessimistic score over seeds, as the record saved to best_params.json.
+
+    With a second objective the pick rule of ``params:tuning.trade_off.pick`` is applied to the candidates'
+    pessimistic scores and their costs (e.g. the cheapest candidate within the tolerance of the best score); the
+    record then also holds the objectives, the rule and the winner's cost.
 
     Raises:
         ValueError: when no candidate has a finite score (every retraining diverged).
@@ -196,21 +261,34 @@ def select_best_params(
             "retraining diverged. Narrow params:tuning.search_space (e.g. the learning rate)."
         )
     greater = GREATER_IS_BETTER[metric]
-    best = sorted(finite, key=lambda c: (-c["score"] if greater else c["score"], c["trial"]))[0]
-    return {
+    ranking = "mean - sd over seeds" if greater else "mean + sd over seeds"
+    second = second_objective(settings)
+    if second is None:
+        best = sorted(finite, key=lambda c: (-c["score"] if greater else c["score"], c["trial"]))[0]
+    else:
+        best = pick_candidate(finite, settings.trade_off.pick, greater)
+        ranking = (
+            f"{describe_rule(settings.trade_off.pick, COST_NAMES[second])}, the metric as {ranking}"
+        )
+    kept = ("trial", "mean", "sd", "score") + (("cost",) if second is not None else ())
+    record = {
         "study_name": settings.study_name,
         "metric": metric,
         "direction": direction_of(metric),
-        "ranking": "mean - sd over seeds" if greater else "mean + sd over seeds",
+        "ranking": ranking,
         "trial": best["trial"],
         "params": best["params"],
         "validation": {
             key: best[key] for key in ("seeds", "values", "mean", "sd", "score", "search_value")
         },
-        "candidates": [
-            {key: c[key] for key in ("trial", "mean", "sd", "score")} for c in candidates
-        ],
+        "candidates": [{key: c[key] for key in kept} for c in candidates],
     }
+    if second is not None:
+        pick = settings.trade_off.pick
+        record["objectives"] = {metric: direction_of(metric), COST_NAMES[second]: "minimize"}
+        record["pick"] = {"rule": pick.rule, "tolerance": pick.tolerance, "budget": pick.budget}
+        record["cost"] = {COST_NAMES[second]: best["cost"]}
+    return record
 
 
 def merge_best_params(best_params: Mapping[str, Any], modelling: dict[str, Any]) -> dict[str, Any]:
@@ -233,11 +311,18 @@ def _note(title: str, text: str) -> Any:
     return figure
 
 
+def _metric_target(study: Any) -> dict[str, Any]:
+    """Plot arguments for a study with a second objective: Optuna's plots then show the metric (the first)."""
+    if len(study.directions) == 1:
+        return {}
+    return {"target": lambda trial: trial.values[0], "target_name": study.user_attrs.get("metric")}
+
+
 def plot_optimisation_history(study: Any) -> Any:
     """The value of every trial and the best so far."""
     import optuna
 
-    return optuna.visualization.plot_optimization_history(study)
+    return optuna.visualization.plot_optimization_history(study, **_metric_target(study))
 
 
 def plot_parameter_importances(study: Any, seed: int) -> Any:
@@ -247,18 +332,50 @@ def plot_parameter_importances(study: Any, seed: int) -> Any:
     if len(completed_trials(study)) < 2:
         return _note("Hyperparameter importances", "Needs at least two completed trials.")
     evaluator = optuna.importance.FanovaImportanceEvaluator(seed=int(seed))
-    return optuna.visualization.plot_param_importances(study, evaluator=evaluator)
+    return optuna.visualization.plot_param_importances(
+        study, evaluator=evaluator, **_metric_target(study)
+    )
 
 
 def plot_parallel_coordinates(study: Any) -> Any:
     """Each completed trial as a line through its hyperparameters to its value."""
     import optuna
 
-    return optuna.visualization.plot_parallel_coordinate(study)
+    return optuna.visualization.plot_parallel_coordinate(study, **_metric_target(study))
 
 
 def plot_intermediate_values(study: Any) -> Any:
     """The validation metric of every trial after each epoch: where the pruner stopped trials."""
     import optuna
 
+    if len(study.directions) > 1:
+        return _note(
+            "Intermediate values",
+            "A study with two objectives is not pruned: no epoch is reported.",
+        )
     return optuna.visualization.plot_intermediate_values(study)
+
+
+def plot_pareto_front(study: Any, best_params: Mapping[str, Any], tuning: dict[str, Any]) -> Any:
+    """The metric against the second objective: every trial, the Pareto front, the rule and the picked trial.
+
+    A single-objective study gets a note saying how to enable the trade-off.
+    """
+    settings = parse(TuningParams, tuning, "tuning")
+    second = study.user_attrs.get("second_objective")
+    if len(study.directions) == 1 or second_objective(settings) is None:
+        return _note(
+            "Pareto front",
+            "A single-objective study: set params:tuning.trade_off.enabled: true (and pruner.name: none) to "
+            "trade the metric against latency or size.",
+        )
+    metric = study.user_attrs.get("metric") or best_params["metric"]
+    label = COST_LABELS.get(settings.trade_off.objective, second)
+    return plot_front(
+        study.get_trials(deepcopy=False),
+        metric,
+        label,
+        GREATER_IS_BETTER[metric],
+        settings.trade_off.pick,
+        best_params.get("trial"),
+    )

@@ -16,6 +16,7 @@ from .nodes import (
     plot_optimisation_history,
     plot_parallel_coordinates,
     plot_parameter_importances,
+    plot_pareto_front,
     retrain_top_trials,
     run_study,
     select_best_params,
@@ -87,6 +88,12 @@ def create_search_pipeline() -> Pipeline:
                 inputs=["tuning_candidates", "params:problem", "params:tuning"],
                 outputs="best_params",
                 name="select_best_params",
+            ),
+            Node(
+                plot_pareto_front,
+                inputs=["tuning_study", "best_params", "params:tuning"],
+                outputs="tuning_pareto_front_plot",
+                name="plot_pareto_front",
             ),
             Node(
                 merge_best_params,

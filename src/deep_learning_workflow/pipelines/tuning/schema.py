@@ -122,6 +122,52 @@ class SelectionParams(Parameters):
     seeds: PositiveInt = Field(3, description="Seeds params:seed + 0 .. seeds - 1 (one seed: sd 0)")
 
 
+class LatencyParams(Parameters):
+    """How a trial's single-record latency is measured (the service's NumPy fast path, on validation records)."""
+
+    calls: PositiveInt = Field(
+        200, description="Single-record calls per block; a block's median is kept"
+    )
+    repeats: PositiveInt = Field(5, description="Blocks; the fastest block median is the latency")
+
+
+class PickParams(Parameters):
+    """The rule that picks one trial from the Pareto front of the metric and the second objective."""
+
+    rule: Literal["cheapest_within", "best_within_budget"] = Field(
+        "cheapest_within",
+        description="cheapest_within: the cheapest trial within `tolerance` of the best metric; "
+        "best_within_budget: the best metric among trials costing at most `budget`",
+    )
+    tolerance: float = Field(
+        0.005, ge=0, description="cheapest_within: how much metric may be given up"
+    )
+    budget: float | None = Field(
+        None, gt=0, description="best_within_budget: most milliseconds or parameters of a trial"
+    )
+
+    @model_validator(mode="after")
+    def _budget_given(self) -> PickParams:
+        if self.rule == "best_within_budget" and self.budget is None:
+            raise ValueError(
+                "params:tuning.trade_off.pick.rule best_within_budget needs params:tuning.trade_off.pick.budget "
+                "(milliseconds for latency, a parameter count for parameters)"
+            )
+        return self
+
+
+class TradeOffParams(Parameters):
+    """An optional second objective: the study then keeps the Pareto front of the metric and this cost."""
+
+    enabled: bool = False
+    objective: Literal["parameters", "latency"] = Field(
+        "parameters",
+        description="parameters: the model's weight count (deterministic); latency: milliseconds per record",
+    )
+    latency: LatencyParams = LatencyParams()
+    pick: PickParams = PickParams()
+
+
 @register("tuning")
 class TuningParams(Parameters):
     """The Optuna study (``params:tuning``)."""
@@ -141,6 +187,17 @@ class TuningParams(Parameters):
     pruner: PrunerParams = PrunerParams()
     search_space: dict[str, Dimension] = Field(min_length=1)
     selection: SelectionParams = SelectionParams()
+    trade_off: TradeOffParams = TradeOffParams()
+
+    @model_validator(mode="after")
+    def _no_pruning_with_two_objectives(self) -> TuningParams:
+        if self.trade_off.enabled and self.pruner.name != "none":
+            raise ValueError(
+                f"params:tuning.pruner.name is '{self.pruner.name}' but params:tuning.trade_off.enabled is true: "
+                "Optuna cannot prune a study with two objectives. Set params:tuning.pruner.name: none, or turn "
+                "the trade-off off"
+            )
+        return self
 
     @field_validator("search_space")
     @classmethod
