@@ -6,7 +6,8 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 # `kedro run` walks the workflow from acquisition to the release gate. Serving (`--pipelines serving`) exports only
-# a model the gate passed, and tuning (`--pipelines tuning`) is opt-in: both are steps a person decides to take.
+# a model the gate passed, and tuning (`--pipelines tuning`) and pruning (`--pipelines model_pruning`) are opt-in:
+# steps a person decides to take.
 DEFAULT_PIPELINES = ("data_acquisition", "data_processing", "splitting", "modelling", "evaluation")
 
 

@@ -1,0 +1,281 @@
+"""Magnitude pruning of the trained model's dense kernels and the fine-tuning that keeps the pruned weights at zero.
+
+The trained model is rebuilt with :func:`~deep_learning_workflow.pipelines.modelling.training.build_model_parts`
+from the parameters and roles in its metadata, and its weights are copied in by layer name: the head view then
+shares the layers of the full model, so the head is fine-tuned on preprocessed arrays exactly as
+:func:`~deep_learning_workflow.pipelines.modelling.training.train_model` trains it, and the full model (raw records
+in) is what is saved. TensorFlow and Keras are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from deep_learning_workflow.columns import ColumnRoles, target_classes
+from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
+from deep_learning_workflow.pipelines.modelling.training import (
+    ModelParts,
+    TrainingDivergedError,
+    as_params,
+    balanced_sample_weights,
+    build_model_parts,
+    compile_model,
+    early_stopping,
+    encode_labels,
+    epoch_metrics,
+    fit_preprocessing,
+    monitored_metric,
+    prepare,
+    set_seed,
+)
+
+from .schema import PruningParams
+
+# The rebuilt model must reproduce the saved one; anything beyond float32 rounding means another model.
+REBUILD_ATOL = 1e-5
+
+
+class Rebuilt(NamedTuple):
+    """The trained model rebuilt as :class:`ModelParts`, with what it was built from."""
+
+    parts: ModelParts
+    roles: ColumnRoles
+    params: ModellingParams
+    classes: list[str]
+
+
+def pruned_count(size: int, sparsity: float) -> int:
+    """How many of a kernel's ``size`` weights a ``sparsity`` zeroes: ``sparsity * size`` rounded half up."""
+    return int(math.floor(sparsity * size + 0.5))
+
+
+def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
+    """The weights kept (True) when the ``pruned_count`` smallest magnitudes of ``kernel`` are zeroed.
+
+    Ties are broken by position (a stable sort), so exactly :func:`pruned_count` weights are pruned.
+    """
+    values = np.asarray(kernel)
+    order = np.argsort(np.abs(values), axis=None, kind="stable")
+    keep = np.ones(values.size, dtype=bool)
+    keep[order[: pruned_count(values.size, sparsity)]] = False
+    return keep.reshape(values.shape)
+
+
+def dense_layers(head: Any) -> list[Any]:
+    """The head's ``Dense`` layers (hidden layers and output), the ones pruned; embeddings are left whole."""
+    import keras
+
+    return [layer for layer in head.layers if isinstance(layer, keras.layers.Dense)]
+
+
+def kernel_sparsity(model: Any) -> list[dict[str, Any]]:
+    """Per ``Dense`` layer of a model: its name, kernel size and count and share of zero weights."""
+    import keras
+
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
+            zeros = int(kernel.size - np.count_nonzero(kernel))
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "weights": int(kernel.size),
+                    "zeros": zeros,
+                    "sparsity": zeros / kernel.size,
+                }
+            )
+    return rows
+
+
+def apply_masks(layers: Sequence[Any], masks: Sequence[np.ndarray]) -> None:
+    """Set each layer's pruned kernel weights (False in its mask) to zero."""
+    import keras
+
+    for layer, mask in zip(layers, masks, strict=True):
+        layer.kernel.assign(keras.ops.where(mask, layer.kernel, keras.ops.zeros_like(layer.kernel)))
+
+
+def keep_pruned_callback(layers: Sequence[Any], masks: Sequence[np.ndarray]) -> Any:
+    """A Keras callback that re-applies the masks after every training batch."""
+    import keras
+
+    class KeepPrunedWeights(keras.callbacks.Callback):
+        """Zeroes the pruned weights again after each optimiser step (Adam's momentum would revive them)."""
+
+        def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+            apply_masks(layers, masks)
+
+    return KeepPrunedWeights()
+
+
+def rebuild_model(model: Any, model_metadata: Mapping[str, Any], train: pd.DataFrame) -> Rebuilt:
+    """Rebuild the trained model as :class:`ModelParts` and copy its weights in, layer by layer.
+
+    Args:
+        model: the trained Keras model (raw records in).
+        model_metadata: its metadata (``params``, ``roles``, ``target``, ``key``, ``positive_class``,
+            ``classes``).
+        train: the training split the model's preprocessing was adapted on.
+
+    Raises:
+        ValueError: when the rebuilt model differs from ``model`` (its metadata or the training split changed
+            since it was trained).
+    """
+    import keras
+
+    params = as_params(model_metadata["params"])
+    roles = metadata_roles(model_metadata)
+    classes = list(model_metadata["classes"])
+    if target_classes(train[roles.target]) != classes:
+        raise ValueError(
+            f"The training split's classes {target_classes(train[roles.target])} are not the model's {classes} "
+            "(data/06_models/model_metadata.json); re-run the modelling pipeline on the current split."
+        )
+    parts = build_model_parts(fit_preprocessing(train, roles, params), roles, params, len(classes))
+    for layer in parts.model.layers:
+        if not layer.weights:
+            continue
+        try:
+            source = model.get_layer(layer.name)
+            layer.set_weights(source.get_weights())
+        except ValueError as error:
+            raise ValueError(
+                f"The trained model does not match its metadata at layer '{layer.name}' ({error}); re-run the "
+                "modelling pipeline."
+            ) from None
+    feed = _feed(train.head(256), roles)
+    expected = np.asarray(keras.ops.convert_to_numpy(model(feed, training=False)))
+    actual = np.asarray(keras.ops.convert_to_numpy(parts.model(feed, training=False)))
+    if expected.shape != actual.shape or not np.allclose(actual, expected, atol=REBUILD_ATOL):
+        raise ValueError(
+            "The model rebuilt from data/06_models/model_metadata.json and the training split does not reproduce "
+            "the trained model's outputs: the split or the parameters changed since it was trained. Re-run the "
+            "modelling pipeline (kedro run --pipelines modelling) first."
+        )
+    return Rebuilt(parts, roles, params, classes)
+
+
+def _feed(frame: pd.DataFrame, roles: ColumnRoles) -> dict[str, Any]:
+    import tensorflow as tf
+
+    from deep_learning_workflow.model_inputs import to_model_inputs
+
+    return {
+        name: tf.expand_dims(tf.constant(values), -1)
+        for name, values in to_model_inputs(frame, roles).items()
+    }
+
+
+class Masks(NamedTuple):
+    """The pruned layers and, for each, the kernel weights kept (True)."""
+
+    layers: list[Any]
+    masks: list[np.ndarray]
+
+
+def metadata_roles(model_metadata: Mapping[str, Any]) -> ColumnRoles:
+    """The resolved column roles a trained model takes, from its metadata."""
+    return ColumnRoles(
+        key=model_metadata.get("key"),
+        target=model_metadata["target"],
+        positive_class=model_metadata.get("positive_class"),
+        **model_metadata["roles"],
+    )
+
+
+def prune(parts: ModelParts, sparsity: float) -> Masks:
+    """Zero the ``sparsity`` share of smallest-magnitude weights of each dense kernel of ``parts``, in place."""
+    import keras
+
+    layers = dense_layers(parts.head)
+    masks = [magnitude_mask(keras.ops.convert_to_numpy(layer.kernel), sparsity) for layer in layers]
+    apply_masks(layers, masks)
+    return Masks(layers, masks)
+
+
+def fine_tune(
+    rebuilt: Rebuilt,
+    pruned: Masks,
+    fit_on: pd.DataFrame,
+    val: pd.DataFrame,
+    pruning: PruningParams,
+    primary_metric: str,
+    seed: int,
+) -> dict[str, Any]:
+    """Fine-tune the pruned model's head with the pruned weights held at zero.
+
+    The head is fitted on the preprocessed ``fit_on`` rows as in ``train_model`` (same loss, metrics, optimiser
+    kind, batch size and class weights), at ``pruning.learning_rate`` for at most ``pruning.epochs`` epochs,
+    early-stopped on ``val`` as ``params:modelling.early_stopping`` says (best epoch's weights restored). One step
+    runs per execution, so the masks are re-applied after every batch.
+
+    Returns:
+        ``epochs_run``, ``best_epoch`` (1-based) and the per-epoch ``history``.
+
+    Raises:
+        TrainingDivergedError: when the loss becomes NaN or infinite.
+    """
+    import keras
+
+    parts, roles, params, classes = rebuilt
+    layers, masks = pruned
+    monitor, mode = monitored_metric(params, primary_metric)
+    set_seed(seed)
+    compile_model(
+        parts.head,
+        params.model_copy(update={"steps_per_execution": 1}),
+        learning_rate=pruning.learning_rate,
+    )
+    y_fit = encode_labels(fit_on[roles.target], classes, "train_balanced")
+    x_fit = prepare(parts.preprocessor, fit_on, roles)
+    scores = epoch_metrics(
+        (x_fit, y_fit),
+        (prepare(parts.preprocessor, val, roles), encode_labels(val[roles.target], classes, "val")),
+        classes,
+        roles.positive_class,
+        extra=[monitor[len("val_") :]],
+        seed=seed,
+    )
+    # The metrics first: early stopping reads them from the epoch's logs.
+    callbacks: list[Any] = [
+        scores,
+        keras.callbacks.TerminateOnNaN(),
+        keep_pruned_callback(layers, masks),
+    ]
+    early = early_stopping(params, monitor, mode)
+    if early is not None:
+        callbacks.append(early)
+    fitted = parts.head.fit(
+        x_fit,
+        y_fit,
+        sample_weight=balanced_sample_weights(y_fit) if params.class_weight == "balanced" else None,
+        epochs=pruning.epochs,
+        batch_size=params.batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    # Restoring the best epoch's weights happens after the last batch: hold the masks once more.
+    apply_masks(layers, masks)
+    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    losses = np.asarray(history.get("loss", []), dtype="float64")
+    weights_finite = all(
+        np.isfinite(keras.ops.convert_to_numpy(layer.kernel)).all() for layer in layers
+    )
+    if losses.size == 0 or not np.isfinite(losses).all() or not weights_finite:
+        raise TrainingDivergedError(
+            "Fine-tuning the pruned model diverged; lower params:pruning.learning_rate "
+            f"(now {pruning.learning_rate})."
+        )
+    best = early.best_epoch if early is not None and early.best_epoch is not None else None
+    return {
+        "epochs_run": int(losses.size),
+        "best_epoch": int(best) + 1 if best is not None else int(losses.size),
+        "history": history,
+    }
