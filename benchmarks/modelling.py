@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,30 +25,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from common import PROJECT, copy_project
+from common import parameters as project_parameters
 
-PROJECT = Path(__file__).resolve().parents[1]
 BASELINES = ("logistic_regression", "gradient_boosting")
-
-
-def _parameters() -> dict[str, Any]:
-    from kedro.config import OmegaConfigLoader
-
-    loader = OmegaConfigLoader(
-        conf_source=str(PROJECT / "conf"),
-        base_env="base",
-        default_run_env="base",
-        merge_strategy={"parameters": "soft"},
-    )
-    return loader["parameters"]
-
-
-def _copy_project(destination: Path) -> None:
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy2(PROJECT / name, destination / name)
-    shutil.copytree(PROJECT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
-    (destination / "conf" / "local").mkdir()
-    shutil.copytree(PROJECT / "data" / "01_raw", destination / "data" / "01_raw")
-    (destination / "src").mkdir()  # the package is installed from the checkout
 
 
 def _timed(command: list[str], cwd: Path) -> tuple[float, float]:
@@ -113,7 +92,7 @@ def plain_script() -> None:
     from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
     from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
 
-    parameters = _parameters()
+    parameters = project_parameters()
     seed = parameters["seed"]
     params = as_params(parameters["modelling"])
     configured = ColumnRoles(**parameters["columns"])
@@ -141,7 +120,7 @@ def held_out_figures(seeds: int) -> pd.DataFrame:
     from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
     from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
 
-    parameters = _parameters()
+    parameters = project_parameters()
     params = as_params(parameters["modelling"])
     configured = ColumnRoles(**parameters["columns"])
     frame = _clean_csv(configured)
@@ -185,7 +164,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder)
-        _copy_project(copy)
+        copy_project(copy)
         kedro_wall, kedro_peak = _timed([sys.executable, "-m", "kedro", "run"], copy)
     plain_wall, plain_peak = _timed([sys.executable, __file__, "--plain"], PROJECT)
     print(f"\n{'run':<34}{'wall s':>10}{'peak MiB':>10}")

@@ -29,31 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-PROJECT = Path(__file__).resolve().parents[1]
-SPLITS = PROJECT / "data" / "05_model_input"
-
-
-def _parameters() -> dict[str, Any]:
-    from kedro.config import OmegaConfigLoader
-
-    loader = OmegaConfigLoader(
-        str(PROJECT / "conf"),
-        base_env="base",
-        default_run_env="base",
-        merge_strategy={"parameters": "soft"},
-    )
-    return loader["parameters"]
-
-
-def _frames() -> dict[str, pd.DataFrame]:
-    names = ("train", "train_balanced", "val", "test")
-    missing = [name for name in names if not (SPLITS / f"{name}.parquet").exists()]
-    if missing:
-        sys.exit(
-            f"Missing {missing} in {SPLITS}; run kedro run --pipelines data_acquisition,data_processing,splitting"
-        )
-    return {name: pd.read_parquet(SPLITS / f"{name}.parquet") for name in names}
+from common import parameters as project_parameters
+from common import saved_splits
 
 
 def _study(
@@ -78,7 +55,7 @@ def _study(
 
 def _worker(config_path: str) -> None:
     config = json.loads(Path(config_path).read_text())
-    params, frames = _parameters(), _frames()
+    params, frames = project_parameters(), saved_splits()
     import keras  # noqa: F401 - loaded before the barrier, so workers start their trials together
 
     Path(config["ready"]).touch()
@@ -202,7 +179,7 @@ def main() -> None:
     )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    params, frames = _parameters(), _frames()
+    params, frames = project_parameters(), saved_splits()
     tuning = dict(params["tuning"])
     if arguments.pruner:
         tuning["pruner"] = {**tuning["pruner"], "name": arguments.pruner}

@@ -1,0 +1,84 @@
+"""What the benchmark scripts share: the project's parameters, a temporary copy of the project and the splits.
+
+The scripts run as ``python benchmarks/<name>.py``, so this folder is first on ``sys.path`` and they import it as
+``common``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+PROJECT = Path(__file__).resolve().parents[1]
+SPLITS = PROJECT / "data" / "05_model_input"
+SPLIT_NAMES = ("train", "train_balanced", "val", "test")
+DATA_PIPELINES = "data_acquisition,data_processing,splitting"
+
+
+def parameters(env: str = "base") -> dict[str, Any]:
+    """The parameters of ``conf/<env>`` over ``conf/base``, merged softly as the project's settings do."""
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT / "conf"),
+        base_env="base",
+        default_run_env=env,
+        merge_strategy={"parameters": "soft"},
+    )
+    return loader["parameters"]
+
+
+def copy_project(destination: Path) -> None:
+    """What ``kedro run`` needs in ``destination``: configuration without local, the raw data and an empty src."""
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy2(PROJECT / name, destination / name)
+    shutil.copytree(PROJECT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
+    (destination / "conf" / "local").mkdir()
+    shutil.copytree(PROJECT / "data" / "01_raw", destination / "data" / "01_raw")
+    (destination / "src").mkdir()  # the package is installed from the checkout
+
+
+def splits_of_env(
+    env: str, pipelines: str | Iterable[str] = DATA_PIPELINES
+) -> dict[str, pd.DataFrame]:
+    """train, train_balanced, val and test as ``kedro run --env <env> --pipelines <pipelines>`` writes them.
+
+    The run happens in a temporary copy of the project, so the project's own data is not touched.
+
+    Raises:
+        RuntimeError: The run failed; the message ends with the tail of its standard error.
+    """
+    if not isinstance(pipelines, str):
+        pipelines = ",".join(pipelines)
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder)
+        copy_project(copy)
+        run = subprocess.run(
+            [sys.executable, "-m", "kedro", "run", "--env", env, "--pipelines", pipelines],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if run.returncode:
+            raise RuntimeError(f"kedro run --env {env} failed:\n{run.stderr[-3000:]}")
+        return {
+            name: pd.read_parquet(copy / "data" / "05_model_input" / f"{name}.parquet")
+            for name in SPLIT_NAMES
+        }
+
+
+def saved_splits(names: Iterable[str] = SPLIT_NAMES) -> dict[str, pd.DataFrame]:
+    """The splits the project's last run wrote to ``data/05_model_input``; exits with a hint when one is missing."""
+    names = tuple(names)
+    missing = [name for name in names if not (SPLITS / f"{name}.parquet").exists()]
+    if missing:
+        sys.exit(f"Missing {missing} in {SPLITS}; run kedro run --pipelines {DATA_PIPELINES}")
+    return {name: pd.read_parquet(SPLITS / f"{name}.parquet") for name in names}

@@ -1,0 +1,175 @@
+"""Tuning with a second objective on Telco: how steady the latency measure is, and one two-objective study.
+Prints two tables.
+
+    .venv/bin/python benchmarks/tuning_trade_off.py                          # about 10-15 minutes on 2 cores
+    .venv/bin/python benchmarks/tuning_trade_off.py --trials 6 --seeds 1     # a quicker look
+    .venv/bin/python benchmarks/tuning_trade_off.py --plot front.json   # also save the front (plotly JSON)
+
+Needs the splits (``kedro run --pipelines data_acquisition,data_processing,splitting``). Uses conf/base parameters
+(``tuning.pruner.name`` forced to none, as a two-objective study requires); the study goes to a journal file in a
+temporary folder, so the project's study is not touched. The test split is not read.
+
+1. Latency noise: three architectures (small to large) trained for one epoch; each one's latency measured
+   ``--repeats`` times in turn, as a trial measures it (``tuning.trade_off.latency``). Columns: the weight count,
+   the smallest / median / largest of the measures, and largest / smallest. A measure is usable to rank two
+   trials when their latencies differ by more than that spread.
+2. A study of ``--trials`` unpruned trials of the metric against ``--objective``; its trials (front marked), then
+   the pick of ``tuning.trade_off.pick`` after the judgement over ``--seeds`` seeds (``--top-k`` candidates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from typing import Any
+
+import pandas as pd
+from common import parameters as project_parameters
+from common import saved_splits
+
+ARCHITECTURES = {
+    "2 x 32": {"hidden_layers": 2, "units": 32},
+    "3 x 128": {"hidden_layers": 3, "units": 128},
+    "4 x 256": {"hidden_layers": 4, "units": 256},
+}
+
+
+def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repeats: int) -> None:
+    from deep_learning_workflow.parameters import parse
+    from deep_learning_workflow.pipelines.modelling.training import train_model
+    from deep_learning_workflow.pipelines.tuning.objectives import (
+        count_parameters,
+        serving_forward,
+        single_records,
+        time_single_records,
+    )
+    from deep_learning_workflow.pipelines.tuning.schema import TuningParams
+
+    settings = parse(TuningParams, params["tuning"], "tuning").trade_off.latency
+    prepared = {}
+    for name, overrides in ARCHITECTURES.items():
+        result = train_model(
+            frames["train"],
+            frames["val"],
+            params["columns"],
+            {**params["modelling"], **overrides, "epochs": 1},
+            params["seed"],
+            fit_on=frames["train_balanced"],
+        )
+        forward, engine = serving_forward(result.model, frames["val"], result.roles)
+        records = single_records(frames["val"], result.roles)
+        prepared[name] = (forward, records, count_parameters(result.model), engine)
+    measures: dict[str, list[float]] = {name: [] for name in ARCHITECTURES}
+    for _ in range(repeats):  # in turn, so a busy spell hits every architecture alike
+        for name, (forward, records, _, _) in prepared.items():
+            measures[name].append(time_single_records(forward, records, settings))
+    print(f"\nLatency per single record (ms), {repeats} measures each, engine and weights:")
+    print(
+        f"{'architecture':<12} {'engine':<8} {'weights':>8} {'min':>8} {'median':>8} {'max':>8} {'max/min':>8}"
+    )
+    for name, values in measures.items():
+        _, _, weights, engine = prepared[name]
+        print(
+            f"{name:<12} {engine:<8} {weights:>8.0f} {min(values):>8.4f} {statistics.median(values):>8.4f} "
+            f"{max(values):>8.4f} {max(values) / min(values):>8.2f}"
+        )
+
+
+def study(
+    params: dict[str, Any], frames: dict[str, pd.DataFrame], args: argparse.Namespace
+) -> None:
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+    from kedro_datasets.json import JSONDataset
+
+    from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
+    from deep_learning_workflow.pipelines.tuning.pareto import pareto_front, trial_points
+    from deep_learning_workflow.pipelines.tuning.pipeline import create_search_pipeline
+
+    tuning = dict(params["tuning"])
+    tuning.update(
+        study_name=f"trade-off-{args.objective}",
+        n_trials=args.trials,
+        pruner={**tuning["pruner"], "name": "none"},
+        selection={"top_k": args.top_k, "seeds": args.seeds},
+        trade_off={**tuning["trade_off"], "enabled": True, "objective": args.objective},
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        storage = OptunaStorageDataset(
+            credentials={"con": f"journal:///{folder}/study.journal"}, heartbeat_interval=10
+        )
+        catalog = DataCatalog(
+            {
+                "tuning_storage": storage,
+                "tuning_study": MemoryDataset(copy_mode="assign"),
+                "best_params": JSONDataset(filepath=f"{folder}/best_params.json"),
+                "tuning_pareto_front_plot": MemoryDataset(copy_mode="assign"),
+                **{name: MemoryDataset(frame) for name, frame in frames.items()},
+                **{
+                    f"params:{key}": MemoryDataset(params[key])
+                    for key in ("columns", "modelling", "problem", "seed")
+                },
+                "params:tuning": MemoryDataset(tuning),
+            }
+        )
+        start = time.perf_counter()
+        pipe = create_search_pipeline().only_nodes(
+            "run_study", "retrain_top_trials", "select_best_params", "plot_pareto_front"
+        )
+        SequentialRunner().run(pipe, catalog)
+        elapsed = time.perf_counter() - start
+        best = catalog.load("best_params")
+        figure = catalog.load("tuning_pareto_front_plot")
+        import optuna
+
+        trials = optuna.load_study(
+            storage=storage.load().storage, study_name=tuning["study_name"]
+        ).trials
+    metric = params["problem"]["primary_metric"]
+    points = trial_points(trials)
+    front = {p.key for p in pareto_front(points, greater=True)}
+    print(
+        f"\nStudy: {args.trials} trials, {metric} against {args.objective}, {elapsed / 60:.1f} min"
+    )
+    print(f"{'trial':>5} {metric:>8} {args.objective:>10} {'front':>6}  hyperparameters")
+    for point in sorted(points, key=lambda p: p.cost):
+        shown = {
+            k: round(v, 5) if isinstance(v, float) else v
+            for k, v in trials[point.key].params.items()
+        }
+        mark = "yes" if point.key in front else ""
+        print(f"{point.key:>5} {point.metric:>8.4f} {point.cost:>10.4g} {mark:>6}  {shown}")
+    print(f"\nPicked: trial {best['trial']} ({best['ranking']})")
+    for candidate in best["candidates"]:
+        print(
+            f"  candidate trial {candidate['trial']}: {metric} over seeds {candidate['mean']:.4f} "
+            f"± {candidate['sd']:.4f}, {args.objective} {candidate['cost']:.4g}"
+        )
+    if args.plot:
+        figure.write_json(args.plot)
+        print(f"Front saved to {args.plot}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objective", choices=["parameters", "latency"], default="parameters")
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--top-k", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=8, help="latency measures per architecture")
+    parser.add_argument("--plot", help="save the Pareto front figure (plotly JSON)")
+    parser.add_argument("--skip-noise", action="store_true")
+    args = parser.parse_args()
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    params, frames = project_parameters(), saved_splits(("train", "train_balanced", "val"))
+    if not args.skip_noise:
+        latency_noise(params, frames, args.repeats)
+    study(params, frames, args)
+
+
+if __name__ == "__main__":
+    main()
