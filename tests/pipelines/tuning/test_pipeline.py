@@ -152,7 +152,9 @@ def test_catalog_declares_a_tuned_twin_of_every_persisted_output(project_path):
     ours = yaml.safe_load((project_path / "conf/base/catalog_tuning.yml").read_text())
     outputs = create_modelling().all_outputs() | create_validation_pipeline().all_outputs()
     # In-memory intermediates are covered by the catalog's "{namespace}.<name>" patterns instead.
-    persisted = {name for name in outputs & set(catalog) if catalog[name]["type"] != "MemoryDataset"}
+    persisted = {
+        name for name in outputs & set(catalog) if catalog[name]["type"] != "MemoryDataset"
+    }
     for name in sorted(persisted):
         twin = ours.get(f"tuned.{name}")
         assert twin is not None, f"catalog_tuning.yml lacks tuned.{name}"

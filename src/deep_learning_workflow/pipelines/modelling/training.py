@@ -598,7 +598,10 @@ def train_model(
         compile_model(parts.head, params)
 
     early = early_stopping(params, monitor, mode)
-    stop_rules: list[Any] = [keras.callbacks.TerminateOnNaN(), *([early] if early is not None else [])]
+    stop_rules: list[Any] = [
+        keras.callbacks.TerminateOnNaN(),
+        *([early] if early is not None else []),
+    ]
     sample_weight = balanced_sample_weights(y_fit) if params.class_weight == "balanced" else None
     x_fit = prepare(parts.preprocessor, fit_frame, roles)
     scores = epoch_metrics(
