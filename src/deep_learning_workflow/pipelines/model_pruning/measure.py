@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deep_learning_workflow.columns import ColumnRoles, target_labels
-from deep_learning_workflow.metrics import score
-from deep_learning_workflow.model_inputs import predict_probabilities, to_model_inputs
+from deep_learning_workflow.columns import ColumnRoles
+from deep_learning_workflow.model_inputs import to_model_inputs
+from deep_learning_workflow.pipelines.modelling.training import validation_score
 
 WARMUP_CALLS = 20
 
@@ -47,15 +47,6 @@ def saved_and_loaded(model: Any) -> tuple[dict[str, int], Any]:
         loaded = load_keras_model(str(path))
     sizes = {"size_bytes": len(content), "gzip_bytes": len(gzip.compress(content, 9, mtime=0))}
     return sizes, loaded
-
-
-def validation_score(
-    model: Any, val: pd.DataFrame, roles: ColumnRoles, classes: list[str], metric: str
-) -> float:
-    """The model's ``metric`` on the validation split, computed as the evaluation pipeline computes it."""
-    probabilities = predict_probabilities(model, val, roles)
-    labels = target_labels(val[roles.target]).to_numpy()
-    return score(metric, labels, probabilities, classes, roles.positive_class)
 
 
 def json_records(frame: pd.DataFrame, roles: ColumnRoles) -> list[dict[str, Any]]:

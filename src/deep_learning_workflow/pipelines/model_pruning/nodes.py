@@ -12,9 +12,10 @@ from typing import Any
 import pandas as pd
 
 from deep_learning_workflow.parameters import parse
+from deep_learning_workflow.pipelines.modelling.training import validation_score
 from deep_learning_workflow.problem import ProblemDefinition
 
-from .measure import describe_variant, validation_score
+from .measure import describe_variant
 from .pruning import fine_tune, kernel_sparsity, metadata_roles, prune, rebuild_model
 from .schema import PruningParams
 

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
+from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes, target_labels
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index, score
 from deep_learning_workflow.model_inputs import to_model_inputs
 from deep_learning_workflow.parameters import parse
@@ -377,7 +377,7 @@ def epoch_metrics(
             if logs is None:
                 return
             for prefix, (x, one_hot, names_of_rows) in scored.items():
-                probabilities = head_probabilities(self.model, x)
+                probabilities = model_probabilities(self.model, x)
                 finite = bool(np.isfinite(probabilities).all())
                 for name in names:
                     logs[f"{prefix}{name}"] = (
@@ -409,20 +409,37 @@ def _score_or_nan(
         return float("nan")
 
 
-def head_probabilities(head: Any, inputs: Mapping[str, np.ndarray], rows: int = 8192) -> np.ndarray:
-    """The head's probabilities for prepared inputs, in inference mode, computed eagerly in a few large batches.
+def model_probabilities(
+    model: Any, inputs: Mapping[str, np.ndarray], rows: int = 8192
+) -> np.ndarray:
+    """A Keras model's probabilities for its dict of inputs, in inference mode, computed eagerly in large batches.
 
-    Keras' ``predict`` would trace a new graph for every new model, which costs more than the computation here.
+    Keras' ``predict`` would trace a new graph for every new model (a trial's, a fine-tuned one's), which costs more
+    than the computation here.
     """
     total = len(next(iter(inputs.values())))
     parts = [
         np.asarray(
-            head({k: v[start : start + rows] for k, v in inputs.items()}, training=False),
+            model({k: v[start : start + rows] for k, v in inputs.items()}, training=False),
             dtype="float64",
         )
         for start in range(0, total, rows)
     ]
     return np.concatenate(parts)
+
+
+def validation_score(
+    model: Any, val: pd.DataFrame, roles: ColumnRoles, classes: Sequence[str], metric: str
+) -> float:
+    """A model's ``metric`` on the validation rows it takes raw; NaN when its probabilities are not finite."""
+    if val.empty:
+        raise ValueError("The validation split 'val' is empty; the model cannot be scored.")
+    inputs = {name: values.reshape(-1, 1) for name, values in to_model_inputs(val, roles).items()}
+    probabilities = model_probabilities(model, inputs)
+    if not np.isfinite(probabilities).all():
+        return float("nan")
+    labels = target_labels(val[roles.target]).to_numpy()
+    return score(metric, labels, probabilities, list(classes), roles.positive_class)
 
 
 def _optimizer(params: ModellingParams, learning_rate: float | None = None) -> Any:
