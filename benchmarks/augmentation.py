@@ -43,7 +43,8 @@ def figures(seeds: int, settings: dict[str, dict[str, Any]]) -> pd.DataFrame:
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_labels
     from deep_learning_workflow.metrics import score
     from deep_learning_workflow.model_inputs import predict_probabilities
-    from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
+    from deep_learning_workflow.models.fitting import train_model
+    from deep_learning_workflow.models.preprocessing import as_params
 
     parameters = project_parameters(ENV)
     primary = parameters["problem"]["primary_metric"]

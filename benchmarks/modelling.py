@@ -89,8 +89,9 @@ def plain_script() -> None:
     """The default workflow's modelling work without Kedro (run as a child process by `main`)."""
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles
     from deep_learning_workflow.model_inputs import predict_probabilities
+    from deep_learning_workflow.models.fitting import train_model
+    from deep_learning_workflow.models.preprocessing import as_params
     from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
-    from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
 
     parameters = project_parameters()
     seed = parameters["seed"]
@@ -117,8 +118,9 @@ def held_out_figures(seeds: int) -> pd.DataFrame:
     """Test-split ROC-AUC and PR-AUC of the default model and the baselines, one row per seed and model."""
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
     from deep_learning_workflow.model_inputs import predict_probabilities
+    from deep_learning_workflow.models.fitting import train_model
+    from deep_learning_workflow.models.preprocessing import as_params
     from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
-    from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
 
     parameters = project_parameters()
     params = as_params(parameters["modelling"])

@@ -121,8 +121,9 @@ def main() -> None:
 
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
     from deep_learning_workflow.model_inputs import predict_probabilities
+    from deep_learning_workflow.models.fitting import train_model
+    from deep_learning_workflow.models.preprocessing import as_params
     from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
-    from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
 
     parameters = project_parameters(ENV)
     params = as_params(_override(parameters["modelling"], arguments.set))

@@ -81,7 +81,7 @@ def cooccurrence_vectors(
     from scipy.sparse.linalg import svds
 
     from deep_learning_workflow.datasets import WordVectors
-    from deep_learning_workflow.pipelines.modelling.transfer import standardize_token
+    from deep_learning_workflow.models.transfer import standardize_token
 
     # The model's own tokenisation: lower case, punctuation stripped, split on whitespace.
     documents = [standardize_token(str(text)).split() for text in texts]
@@ -155,9 +155,10 @@ def run(seeds: int, pretraining: int, labelled: int) -> pd.DataFrame:
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
     from deep_learning_workflow.datasets import KerasModelDataset, WordVectorsDataset
     from deep_learning_workflow.model_inputs import predict_probabilities
+    from deep_learning_workflow.models.fitting import train_model
+    from deep_learning_workflow.models.preprocessing import as_params
+    from deep_learning_workflow.models.transfer import TransferSources
     from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
-    from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
-    from deep_learning_workflow.pipelines.modelling.transfer import TransferSources
 
     parameters = _parameters()
     modelling = parameters["modelling"]
@@ -259,7 +260,7 @@ def write_vectors(texts_path: Path, output: Path, seed: int) -> None:
     """Home-made vectors from the texts of one table (e.g. the training split), written in GloVe text format."""
     from deep_learning_workflow.columns import ColumnRoles
     from deep_learning_workflow.datasets import WordVectorsDataset
-    from deep_learning_workflow.pipelines.modelling.training import as_params
+    from deep_learning_workflow.models.preprocessing import as_params
 
     parameters = _parameters()
     (text,) = ColumnRoles(**parameters["columns"]).text

@@ -171,7 +171,7 @@ def main() -> None:
     from deep_learning_workflow.columns import target_labels
     from deep_learning_workflow.metrics import score
     from deep_learning_workflow.model_inputs import predict_probabilities
-    from deep_learning_workflow.pipelines.modelling.training import train_model
+    from deep_learning_workflow.models.fitting import train_model
     from deep_learning_workflow.pipelines.tuning.nodes import (
         merge_best_params,
         retrain_top_trials,

@@ -174,7 +174,7 @@ def _without(block: dict, dotted: str) -> dict:
 
 @pytest.mark.parametrize("key", ["epochs", "early_stopping.patience", "baselines"])
 def test_a_left_out_key_stops_a_complete_validation_naming_it(modelling, key):
-    from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
+    from deep_learning_workflow.models.schema import ModellingParams
 
     partial = _without(modelling, key)
     parse(ModellingParams, partial, "modelling")  # a node's own parse still fills in the default
@@ -206,7 +206,7 @@ def test_the_hook_stops_a_run_whose_configuration_lost_a_key(modelling):
     ],
 )
 def test_a_boolean_is_not_taken_for_a_number(values, key):
-    import deep_learning_workflow.pipelines.modelling.schema  # noqa: F401 - registers params:modelling
+    import deep_learning_workflow.models.schema  # noqa: F401 - registers params:modelling
     import deep_learning_workflow.pipelines.splitting.nodes  # noqa: F401 - registers params:splitting
 
     with pytest.raises(
@@ -216,7 +216,7 @@ def test_a_boolean_is_not_taken_for_a_number(values, key):
 
 
 def test_booleans_stay_valid_where_a_boolean_belongs():
-    from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
+    from deep_learning_workflow.models.schema import ModellingParams
 
     typed = parse(ModellingParams, {"batch_norm": True, "early_stopping": {"enabled": False}}, "m")
     assert typed.batch_norm is True and typed.early_stopping.enabled is False

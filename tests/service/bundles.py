@@ -73,8 +73,9 @@ def train_model(frame: pd.DataFrame, roles: ColumnRoles, seed: int = 0, **modell
     """A model following the project's contract, built by the modelling code and trained for two epochs."""
     import keras
 
-    from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
-    from deep_learning_workflow.pipelines.modelling.training import build_model, fit_preprocessing
+    from deep_learning_workflow.models.builder import build_model
+    from deep_learning_workflow.models.preprocessing import fit_preprocessing
+    from deep_learning_workflow.models.schema import ModellingParams
 
     keras.utils.set_random_seed(seed)
     params = ModellingParams(**modelling)

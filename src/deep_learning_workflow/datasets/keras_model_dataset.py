@@ -27,7 +27,7 @@ from .atomic import AtomicSaveMixin
 
 def _register_custom_layers() -> None:
     # Importing the module registers its layers with Keras' serialisation registry.
-    import deep_learning_workflow.pipelines.modelling.layers  # noqa: F401
+    import deep_learning_workflow.models.layers  # noqa: F401
 
 
 def load_keras_model(filepath: str, **load_args: Any) -> Any:
@@ -43,7 +43,10 @@ def load_keras_model(filepath: str, **load_args: Any) -> Any:
     _register_custom_layers()
     import keras
 
-    return keras.saving.load_model(filepath, **{"safe_mode": True, **load_args})
+    from deep_learning_workflow.models.names import raw_input_keys
+
+    with raw_input_keys():
+        return keras.saving.load_model(filepath, **{"safe_mode": True, **load_args})
 
 
 class KerasModelDataset(AtomicSaveMixin, AbstractVersionedDataset[Any, Any]):
@@ -120,8 +123,11 @@ class KerasModelDataset(AtomicSaveMixin, AbstractVersionedDataset[Any, Any]):
         if self._optional and not self._exists():
             return None
         _register_custom_layers()
+        from deep_learning_workflow.models.names import raw_input_keys
+
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
-        return self._inner(load_path).load()
+        with raw_input_keys():
+            return self._inner(load_path).load()
 
     def save(self, data: Any) -> None:
         with self._staged_save():

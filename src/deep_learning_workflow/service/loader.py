@@ -27,7 +27,7 @@ from .validation import RangePolicy, RecordValidator
 
 logger = logging.getLogger(__name__)
 
-CUSTOM_LAYERS_MODULE = "deep_learning_workflow.pipelines.modelling.layers"
+CUSTOM_LAYERS_MODULE = "deep_learning_workflow.models.layers"
 PARITY_RTOL = 1e-4
 PARITY_ATOL = 1e-6
 

@@ -67,7 +67,8 @@ def splits() -> dict[str, pd.DataFrame]:
 @pytest.fixture(scope="session")
 def trained(splits) -> tuple[Any, dict[str, Any]]:
     """A model trained once, and the metadata the modelling pipeline writes beside it (the keys pruning reads)."""
-    from deep_learning_workflow.pipelines.modelling.training import as_params, train_model
+    from deep_learning_workflow.models.fitting import train_model
+    from deep_learning_workflow.models.preprocessing import as_params
 
     result = train_model(
         splits["train"], splits["val"], ROLES, MODELLING, seed=7, fit_on=splits["train_balanced"]

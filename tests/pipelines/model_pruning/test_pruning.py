@@ -71,11 +71,8 @@ def test_pruned_kernels_reach_the_sparsity_exactly_and_stay_zero_through_fine_tu
 def test_embeddings_are_not_pruned(trained, splits):
     import keras
 
-    from deep_learning_workflow.pipelines.modelling.training import (
-        as_params,
-        build_model_parts,
-        fit_preprocessing,
-    )
+    from deep_learning_workflow.models.builder import build_model_parts
+    from deep_learning_workflow.models.preprocessing import as_params, fit_preprocessing
 
     _, metadata = trained
     params = as_params({**metadata["params"], "categorical": {"encoding": "embedding"}})

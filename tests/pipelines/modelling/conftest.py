@@ -82,6 +82,6 @@ def val() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def trained(train, val, columns):
     """One small model trained once for the tests that only read it."""
-    from deep_learning_workflow.pipelines.modelling.training import train_model
+    from deep_learning_workflow.models.fitting import train_model
 
     return train_model(train, val, columns, modelling_params(), seed=7)

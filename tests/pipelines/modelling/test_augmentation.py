@@ -10,9 +10,8 @@ import pytest
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.metrics import score
 from deep_learning_workflow.model_inputs import predict_probabilities
-from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.pipelines.modelling import augmentation, training
-from deep_learning_workflow.pipelines.modelling.augmentation import (
+from deep_learning_workflow.models import augmentation, builder, fitting, preprocessing, scoring
+from deep_learning_workflow.models.augmentation import (
     OOV_ID,
     EpochAugmenter,
     add_gaussian_noise,
@@ -22,7 +21,8 @@ from deep_learning_workflow.pipelines.modelling.augmentation import (
     numeric_positions,
     swap_tokens,
 )
-from deep_learning_workflow.pipelines.modelling.schema import AugmentationParams, ModellingParams
+from deep_learning_workflow.models.schema import AugmentationParams, ModellingParams
+from deep_learning_workflow.parameters import parse
 
 from .conftest import ROLES, make_table, modelling_params
 
@@ -62,11 +62,11 @@ def test_augmentation_is_off_by_default_and_its_ranges_are_checked():
 def test_noise_goes_to_the_scaled_numeric_columns_only(train):
     roles = ColumnRoles(**ROLES)
     params = ModellingParams(numeric={"scaling_by_column": {"tenure": "none"}})
-    state = training.fit_preprocessing(train, roles, params)
+    state = preprocessing.fit_preprocessing(train, roles, params)
     # tenure (unscaled, no missing value), monthly_charges (scaled) + its missing indicator, then one-hot.
     assert numeric_positions(state, roles).tolist() == [1]
-    parts = training.build_model_parts(state, roles, params, n_classes=2)
-    encoded = training.prepare(parts.preprocessor, train, roles)["encoded"]
+    parts = builder.build_model_parts(state, roles, params, n_classes=2)
+    encoded = scoring.prepare(parts.preprocessor, train, roles)["encoded"]
     assert encoded.shape[1] == encoded_width(state, roles, params) == 1 + 2 + 4 + 3
 
     big = np.tile(encoded, (40, 1))
@@ -186,7 +186,7 @@ def test_validation_rows_and_the_saved_model_are_never_augmented(monkeypatch, tm
         augmentation=settings,
     )
     seen: dict[str, object] = {}
-    epoch_metrics, fit_data = training.epoch_metrics, augmentation.fit_data
+    epoch_metrics, fit_data = scoring.epoch_metrics, augmentation.fit_data
 
     def spy_metrics(fit, validation, *args, **kwargs):
         seen["metrics"] = (fit, validation)
@@ -196,20 +196,20 @@ def test_validation_rows_and_the_saved_model_are_never_augmented(monkeypatch, tm
         seen["fit"] = fit_data(*args, **kwargs)
         return seen["fit"]
 
-    monkeypatch.setattr(training, "epoch_metrics", spy_metrics)
+    monkeypatch.setattr(fitting, "epoch_metrics", spy_metrics)
     monkeypatch.setattr(augmentation, "fit_data", spy_fit_data)
-    result = training.train_model(train, val, roles, params, seed=5)
+    result = fitting.train_model(train, val, roles, params, seed=5)
 
-    parts = training.build_model_parts(
+    parts = builder.build_model_parts(
         result.preprocessing, result.roles, ModellingParams(**params), n_classes=2
     )
-    plain_train = training.prepare(parts.preprocessor, train, result.roles)
-    plain_val = training.prepare(parts.preprocessor, val, result.roles)
+    plain_train = scoring.prepare(parts.preprocessor, train, result.roles)
+    plain_val = scoring.prepare(parts.preprocessor, val, result.roles)
     (fit_x, _), (val_x, val_y) = seen["metrics"]
     for name in plain_val:
         assert np.array_equal(val_x[name], plain_val[name])
         assert np.array_equal(fit_x[name], plain_train[name])
-    assert np.array_equal(val_y, training.encode_labels(val["churn"], result.classes, "val"))
+    assert np.array_equal(val_y, fitting.encode_labels(val["churn"], result.classes, "val"))
 
     # What the fit saw: one shuffled, augmented epoch of the training rows, per iteration of the dataset.
     batches = list(seen["fit"]["x"].as_numpy_iterator())
@@ -231,7 +231,7 @@ def test_validation_rows_and_the_saved_model_are_never_augmented(monkeypatch, tm
     path = tmp_path / "model.keras"
     result.model.save(path)
     loaded = load_keras_model(str(path))
-    fresh = training.build_model(result.preprocessing, result.roles, ModellingParams(**params), 2)
+    fresh = builder.build_model(result.preprocessing, result.roles, ModellingParams(**params), 2)
     layers = [(layer.name, type(layer).__name__) for layer in loaded.layers]
     assert layers == [(layer.name, type(layer).__name__) for layer in fresh.layers]
     assert not any(

@@ -9,6 +9,7 @@ import pytest
 
 from deep_learning_workflow.columns import target_classes
 from deep_learning_workflow.metrics import score
+from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse, validate_parameters
 from deep_learning_workflow.pipelines.modelling.nodes import (
     BASELINES,
@@ -18,7 +19,6 @@ from deep_learning_workflow.pipelines.modelling.nodes import (
     fit_baseline_models,
     plot_training_history,
 )
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
 
 from .conftest import ROLES, make_table, modelling_params
 

@@ -8,16 +8,15 @@ import pytest
 
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.model_inputs import predict_probabilities, to_model_inputs
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
-from deep_learning_workflow.pipelines.modelling.training import (
+from deep_learning_workflow.models.builder import build_model, build_model_parts
+from deep_learning_workflow.models.fitting import (
     TrainingDivergedError,
     balanced_sample_weights,
-    build_model,
-    build_model_parts,
-    fit_preprocessing,
-    prepare,
     train_model,
 )
+from deep_learning_workflow.models.preprocessing import fit_preprocessing
+from deep_learning_workflow.models.schema import ModellingParams
+from deep_learning_workflow.models.scoring import prepare
 
 from .conftest import ROLES, make_table, modelling_params
 

@@ -15,15 +15,13 @@ from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.datasets import KerasModelDataset, WordVectors, WordVectorsDataset
 from deep_learning_workflow.datasets.word_vectors import parse_word_vectors
 from deep_learning_workflow.model_inputs import predict_probabilities
+from deep_learning_workflow.models import fitting, transfer
+from deep_learning_workflow.models.builder import build_model_parts
+from deep_learning_workflow.models.fitting import train_model
+from deep_learning_workflow.models.preprocessing import fit_preprocessing
+from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.pipelines.modelling import transfer
 from deep_learning_workflow.pipelines.modelling.nodes import check_transfer_sources
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
-from deep_learning_workflow.pipelines.modelling.training import (
-    build_model_parts,
-    fit_preprocessing,
-    train_model,
-)
 
 from .conftest import modelling_params
 
@@ -69,7 +67,7 @@ def params(**transfer_settings: Any) -> dict[str, Any]:
 
 def build(frame: pd.DataFrame, settings: dict[str, Any], seed: int, roles: dict | None = None):
     """A freshly built (untrained) model on ``frame``'s vocabularies."""
-    from deep_learning_workflow.pipelines.modelling.training import set_seed
+    from deep_learning_workflow.models.fitting import set_seed
 
     typed = ColumnRoles(**(roles or ROLES))
     modelling = parse(ModellingParams, settings, "modelling")
@@ -396,7 +394,7 @@ def test_the_better_phase_is_kept(second_phase, kept_weight, kept_epoch):
         ),
         "modelling",
     )
-    history = transfer.fit_in_phases(head, settings, early, epochs=2)
+    history = fitting.fit_in_phases(head, settings, early, epochs=2)
     assert head.compiled == pytest.approx([settings.learning_rate * 0.1])
     assert history.history["val_pr_auc"] == [0.60, 0.68, *second_phase]
     assert head.weight == kept_weight and early.best_epoch == kept_epoch

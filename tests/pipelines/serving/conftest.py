@@ -52,7 +52,7 @@ def build_contract_model(train: pd.DataFrame, roles: ColumnRoles, epochs: int = 
     """A small Keras model following the project's model contract, preprocessing adapted on ``train`` only."""
     import keras
 
-    from deep_learning_workflow.pipelines.modelling.layers import ImputeMissing
+    from deep_learning_workflow.models.layers import ImputeMissing
 
     keras.utils.set_random_seed(seed)
     inputs, parts = {}, []

@@ -7,8 +7,8 @@ import pytest
 from optuna.trial import TrialState
 
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
+from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
 from deep_learning_workflow.pipelines.tuning.nodes import (
     merge_best_params,
     run_study,
@@ -197,7 +197,7 @@ def test_trial_score_matches_the_shared_metric_of_predicted_probabilities(frames
     from deep_learning_workflow.columns import target_labels
     from deep_learning_workflow.metrics import score
     from deep_learning_workflow.model_inputs import predict_probabilities
-    from deep_learning_workflow.pipelines.modelling.training import train_model
+    from deep_learning_workflow.models.fitting import train_model
     from deep_learning_workflow.pipelines.tuning.study import validation_score
 
     result = train_model(frames["train"], frames["val"], ROLES, MODELLING, 42)

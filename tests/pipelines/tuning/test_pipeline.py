@@ -16,6 +16,7 @@ from kedro_datasets.json import JSONDataset
 from optuna.trial import TrialState
 
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
+from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse, validate_parameters
 from deep_learning_workflow.pipelines.evaluation import create_pipeline as create_evaluation
 from deep_learning_workflow.pipelines.evaluation.pipeline import (
@@ -23,7 +24,6 @@ from deep_learning_workflow.pipelines.evaluation.pipeline import (
     create_validation_pipeline,
 )
 from deep_learning_workflow.pipelines.modelling import create_pipeline as create_modelling
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
 from deep_learning_workflow.pipelines.tuning import create_pipeline
 from deep_learning_workflow.pipelines.tuning.nodes import run_study
 from deep_learning_workflow.pipelines.tuning.pipeline import (

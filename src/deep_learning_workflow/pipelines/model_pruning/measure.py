@@ -23,7 +23,7 @@ import pandas as pd
 
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.model_inputs import to_model_inputs
-from deep_learning_workflow.pipelines.modelling.training import validation_score
+from deep_learning_workflow.models.scoring import validation_score
 
 WARMUP_CALLS = 20
 

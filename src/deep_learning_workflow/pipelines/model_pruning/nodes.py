@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from deep_learning_workflow.models.scoring import validation_score
 from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.pipelines.modelling.training import validation_score
 from deep_learning_workflow.problem import ProblemDefinition
 
 from .measure import describe_variant

@@ -1,9 +1,9 @@
 """Magnitude pruning of the trained model's dense kernels and the fine-tuning that keeps the pruned weights at zero.
 
-The trained model is rebuilt with :func:`~deep_learning_workflow.pipelines.modelling.training.build_model_parts`
+The trained model is rebuilt with :func:`~deep_learning_workflow.models.builder.build_model_parts`
 from the parameters and roles in its metadata, and its weights are copied in by layer name: the head view then
 shares the layers of the full model, so the head is fine-tuned on preprocessed arrays exactly as
-:func:`~deep_learning_workflow.pipelines.modelling.training.train_model` trains it, and the full model (raw records
+:func:`~deep_learning_workflow.models.fitting.train_model` trains it, and the full model (raw records
 in) is what is saved. TensorFlow and Keras are imported inside the functions.
 """
 
@@ -17,22 +17,19 @@ import numpy as np
 import pandas as pd
 
 from deep_learning_workflow.columns import ColumnRoles, target_classes
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
-from deep_learning_workflow.pipelines.modelling.training import (
-    ModelParts,
+from deep_learning_workflow.models.builder import ModelParts, build_model_parts
+from deep_learning_workflow.models.fitting import (
     TrainingDivergedError,
-    as_params,
     balanced_sample_weights,
-    build_model_parts,
     compile_model,
     early_stopping,
     encode_labels,
-    epoch_metrics,
-    fit_preprocessing,
     monitored_metric,
-    prepare,
     set_seed,
 )
+from deep_learning_workflow.models.preprocessing import as_params, fit_preprocessing
+from deep_learning_workflow.models.schema import ModellingParams
+from deep_learning_workflow.models.scoring import epoch_metrics, prepare
 
 from .schema import PruningParams
 

@@ -25,21 +25,22 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from deep_learning_workflow.columns import ColumnRoles, target_classes, target_labels
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
-from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.problem import ProblemDefinition
-from deep_learning_workflow.progress import keras_verbose
-
-from . import transfer
-from .schema import ModellingParams
-from .training import (
-    as_params,
-    as_roles,
-    check_roles_for_modelling,
+from deep_learning_workflow.models import transfer
+from deep_learning_workflow.models.fitting import (
     encode_labels,
     monitored_metric,
     overfit_one_batch,
     train_model,
 )
+from deep_learning_workflow.models.preprocessing import (
+    as_params,
+    as_roles,
+    check_roles_for_modelling,
+)
+from deep_learning_workflow.models.schema import ModellingParams
+from deep_learning_workflow.parameters import parse
+from deep_learning_workflow.problem import ProblemDefinition
+from deep_learning_workflow.progress import keras_verbose
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ def check_overfit_one_batch(
         seed: ``params:seed``.
 
     Returns:
-        The report (see :func:`.training.overfit_one_batch`), or ``{"enabled": false}`` when switched off.
+        The report (see :func:`deep_learning_workflow.models.fitting.overfit_one_batch`), or ``{"enabled": false}`` when switched off.
 
     Raises:
         ValueError: when the batch's loss stays above ``sanity_check.max_loss``, with what to check.

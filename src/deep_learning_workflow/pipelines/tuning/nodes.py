@@ -17,9 +17,9 @@ import pandas as pd
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles
 from deep_learning_workflow.datasets.optuna_storage import StudyStorage
 from deep_learning_workflow.metrics import GREATER_IS_BETTER
+from deep_learning_workflow.models.fitting import TrainingDivergedError
+from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
-from deep_learning_workflow.pipelines.modelling.training import TrainingDivergedError
 from deep_learning_workflow.problem import ProblemDefinition
 from deep_learning_workflow.progress import progress_bar
 

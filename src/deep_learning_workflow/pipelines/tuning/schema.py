@@ -15,8 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import Parameters, register
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
 
 
 class FloatRange(Parameters):

@@ -1,7 +1,7 @@
 """The Optuna side of tuning: sampler, pruner, search space, one trial, and the loop that shares a study.
 
 Optuna, TensorFlow and Keras are imported inside the functions that use them, so building the pipeline stays cheap.
-Training itself is the modelling pipeline's :func:`~deep_learning_workflow.pipelines.modelling.training.train_model`.
+Training itself is the modelling pipeline's :func:`~deep_learning_workflow.models.fitting.train_model`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ import pandas as pd
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.datasets.optuna_storage import StudyLock, StudyStorage
 from deep_learning_workflow.metrics import GREATER_IS_BETTER
+from deep_learning_workflow.models.fitting import train_model
+from deep_learning_workflow.models.schema import ModellingParams
+from deep_learning_workflow.models.scoring import validation_score
 from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
-from deep_learning_workflow.pipelines.modelling.training import train_model, validation_score
 
 from .objectives import check_objectives, objective_directions
 from .schema import Choice, FloatRange, IntRange, PrunerParams, SamplerParams, TuningParams

@@ -30,19 +30,27 @@ import numpy as np
 
 from deep_learning_workflow.columns import ColumnRoles
 
+from .names import keras_name
 from .schema import AugmentationParams, ModellingParams
+
+# The dense inputs of the head that mixup mixes: the scaled numeric values of a family that embeds them, and the
+# other fixed features.
+DENSE_INPUTS = ("numeric", "encoded")
 
 # The ids TextVectorization gives the padding and the out-of-vocabulary token.
 PADDING_ID = 0
 OOV_ID = 1
 
 
-def numeric_positions(preprocessing: Mapping[str, Any], roles: ColumnRoles) -> np.ndarray:
-    """The columns of ``encoded`` that hold a scaled numeric value.
+def numeric_positions(
+    preprocessing: Mapping[str, Any], roles: ColumnRoles, embedded: bool = False
+) -> np.ndarray:
+    """The columns of ``encoded`` (or, ``embedded``, of ``numeric``) that hold a scaled numeric value.
 
     ``encoded`` concatenates, in this order, each numeric column's value (and its missing indicator when it has
-    one), then the one-hot categories. Columns with ``scaling: none`` are left out: a noise std in scaled units
-    means nothing in their raw units.
+    one), then the one-hot categories; a family that embeds the numeric columns gets their values alone in
+    ``numeric``. Columns with ``scaling: none`` are left out: a noise std in scaled units means nothing in their
+    raw units.
     """
     positions = []
     offset = 0
@@ -50,7 +58,7 @@ def numeric_positions(preprocessing: Mapping[str, Any], roles: ColumnRoles) -> n
         state = preprocessing["numeric"][column]
         if state["scaling"] != "none":
             positions.append(offset)
-        offset += 2 if state["indicator"] else 1
+        offset += 2 if state["indicator"] and not embedded else 1
     return np.asarray(positions, dtype="int64")
 
 
@@ -58,14 +66,17 @@ def encoded_width(
     preprocessing: Mapping[str, Any], roles: ColumnRoles, params: ModellingParams
 ) -> int:
     """The number of columns of ``encoded`` the preprocessing state implies."""
+    value = 0 if params.uses("plr") else 1
     width = sum(
-        2 if preprocessing["numeric"][column]["indicator"] else 1 for column in roles.numeric or []
+        value + int(preprocessing["numeric"][column]["indicator"]) for column in roles.numeric or []
     )
     if params.categorical.encoding == "one_hot":
         width += sum(
             len(preprocessing["categorical"][column]["vocabulary"]) + 1
             for column in roles.categorical or []
         )
+    if params.text.encoder == "ngrams":
+        width += sum(len(preprocessing["text"][column]["vocabulary"]) + 1 for column in roles.text)
     return width
 
 
@@ -143,10 +154,11 @@ def mixup_within_batches(
     draw = rng.beta(alpha, alpha, size=count)
     lam = np.maximum(draw, 1.0 - draw)
     mixed = dict(inputs)
-    if "encoded" in inputs:
-        encoded = inputs["encoded"]
-        share = lam[:, None].astype(encoded.dtype)
-        mixed["encoded"] = share * encoded + (1 - share) * encoded[partner]
+    for key in DENSE_INPUTS:
+        if key in inputs:
+            dense = inputs[key]
+            share = lam[:, None].astype(dense.dtype)
+            mixed[key] = share * dense + (1 - share) * dense[partner]
     share = lam[:, None].astype(labels.dtype)
     mixed_labels = share * labels + (1 - share) * labels[partner]
     mixed_weights = None
@@ -199,9 +211,10 @@ class EpochAugmenter:
         inputs = {name: values[order] for name, values in self.inputs.items()}
         labels = self.labels[order]
         weights = None if self.weights is None else self.weights[order]
-        if "encoded" in inputs and settings.gaussian_noise_std > 0:
-            inputs["encoded"] = add_gaussian_noise(
-                inputs["encoded"], self.positions, settings.gaussian_noise_std, rng
+        noisy = "numeric" if "numeric" in inputs else "encoded"
+        if noisy in inputs and settings.gaussian_noise_std > 0:
+            inputs[noisy] = add_gaussian_noise(
+                inputs[noisy], self.positions, settings.gaussian_noise_std, rng
             )
         for column in self.text_columns:
             tokens = drop_tokens(
@@ -298,8 +311,8 @@ def fit_data(
         labels,
         weights,
         settings,
-        numeric_positions(preprocessing, roles),
-        [column for column in roles.text if column in inputs],
+        numeric_positions(preprocessing, roles, embedded="numeric" in inputs),
+        [keras_name(column) for column in roles.text if keras_name(column) in inputs],
         params.batch_size,
         seed,
     )

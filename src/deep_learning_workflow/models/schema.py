@@ -59,13 +59,20 @@ class CategoricalPreprocessing(Parameters):
 
 
 class TextPreprocessing(Parameters):
-    """Text columns: lower-case, strip punctuation, split on whitespace, pad/truncate, embed, average."""
+    """Text columns: lower-case, strip punctuation, split on whitespace, then one of two encoders.
 
+    ``embedding``: pad/truncate to ``output_sequence_length`` word ids, embed, average. ``ngrams``: one value per
+    word or n-gram of the training vocabulary (``output_mode`` tf_idf or multi_hot), fed to the dense layers.
+    """
+
+    encoder: Literal["embedding", "ngrams"] = "embedding"
     max_tokens: int = Field(
         20_000, ge=3, description="Vocabulary size including padding and the OOV token"
     )
-    output_sequence_length: PositiveInt = 64
-    embedding_dim: PositiveInt = 16
+    output_sequence_length: PositiveInt = Field(64, description="embedding only")
+    embedding_dim: PositiveInt = Field(16, description="embedding only")
+    ngrams: int = Field(2, ge=1, le=3, description="ngrams only: words and n-grams up to this n")
+    output_mode: Literal["tf_idf", "multi_hot"] = Field("tf_idf", description="ngrams only")
 
 
 class EarlyStoppingParams(Parameters):
@@ -237,10 +244,44 @@ class TransferParams(Parameters):
         return self
 
 
+ARCHITECTURES = ("mlp", "plr_mlp", "tabm")
+
+
+class PeriodicEmbeddingParams(Parameters):
+    """Periodic (PLR) embeddings of each numeric column: cos/sin of learned frequencies, linear map, ReLU."""
+
+    frequencies: int = Field(24, ge=1, le=128, description="k learned frequencies per column")
+    sigma: float = Field(
+        0.1, gt=0.0, le=100.0, description="Std of the frequencies' normal initialisation"
+    )
+    embedding_dim: int = Field(16, ge=1, le=256, description="d values per column")
+    lite: bool = Field(False, description="One linear map shared by the columns (PLR-lite)")
+
+
+class TabMParams(Parameters):
+    """k implicit MLPs sharing their weights, each with its own adapters and output layer; probabilities averaged."""
+
+    members: int = Field(16, ge=2, le=64, description="k members")
+    numeric_embedding: Literal["plr", "none"] = Field(
+        "none", description="plr: the numeric columns go through params:modelling.plr first"
+    )
+
+
+# The parameter sections that belong to one family and the families they belong to.
+FAMILY_SECTIONS = {"plr": ("plr_mlp", "tabm"), "tabm": ("tabm",)}
+
+
 @register("modelling")
 class ModellingParams(Parameters):
     """The model, its training and its checks (``params:modelling``)."""
 
+    architecture: Literal["mlp", "plr_mlp", "tabm"] = Field(
+        "mlp",
+        description="mlp: dense layers | plr_mlp: periodic embeddings of the numeric columns, then the dense "
+        "layers | tabm: k weight-sharing MLPs whose probabilities are averaged",
+    )
+    plr: PeriodicEmbeddingParams = PeriodicEmbeddingParams()
+    tabm: TabMParams = TabMParams()
     hidden_layers: int = Field(2, ge=2, le=6)
     units: int = Field(64, ge=32, le=512, description="Units of the first hidden layer")
     decreasing_units: bool = Field(
@@ -275,6 +316,30 @@ class ModellingParams(Parameters):
     baselines: BaselineParams = BaselineParams()
     augmentation: AugmentationParams = AugmentationParams()
     transfer: TransferParams = TransferParams()
+
+    @model_validator(mode="after")
+    def _family_keys(self) -> ModellingParams:
+        for section, families in FAMILY_SECTIONS.items():
+            # A saved model's metadata repeats every section at its defaults; only a changed one is a mistake.
+            changed = getattr(self, section) != type(self).model_fields[section].default
+            if section in self.model_fields_set and changed and not self.uses(section):
+                needs = " or ".join(families)
+                if section == "plr" and self.architecture == "tabm":
+                    needs = "plr_mlp, or tabm with tabm.numeric_embedding: plr"
+                raise ValueError(
+                    f"'{section}' sets keys of the {needs} architecture, but architecture is "
+                    f"'{self.architecture}' (choices: {list(ARCHITECTURES)}); remove the '{section}' block or "
+                    "choose its architecture"
+                )
+        return self
+
+    def uses(self, section: str) -> bool:
+        """Whether the chosen architecture uses a family section (``plr`` or ``tabm``)."""
+        if section == "plr":
+            return self.architecture == "plr_mlp" or (
+                self.architecture == "tabm" and self.tabm.numeric_embedding == "plr"
+            )
+        return self.architecture in FAMILY_SECTIONS[section]
 
     @property
     def hidden_units(self) -> list[int]:

@@ -30,6 +30,9 @@ import numpy as np
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.datasets.word_vectors import WordVectors
 
+from .builder import build_model_parts
+from .names import column_layer, input_columns, layer_name, split_layer_name
+from .preprocessing import fit_preprocessing
 from .schema import ModellingParams
 
 logger = logging.getLogger(__name__)
@@ -57,13 +60,13 @@ def standardize_token(token: str) -> str:
 
 def _model_roles(model: Any) -> dict[str, tuple[str, str]]:
     """Column -> (role, input dtype) of a model built by this project, read from its layer names."""
-    names = {layer.name for layer in model.layers}
+    columns = input_columns(model)
     roles = {}
     for tensor in model.inputs:
-        column, dtype = tensor.name, str(tensor.dtype)
-        if f"vectorize_{column}" in names:
+        column, dtype = columns[tensor.name], str(tensor.dtype)
+        if column_layer(model, "vectorize", column) is not None:
             role = "text"
-        elif f"lookup_{column}" in names:
+        elif column_layer(model, "lookup", column) is not None:
             role = "categorical"
         elif dtype.startswith("float"):
             role = "numeric"
@@ -109,6 +112,11 @@ def embedding_columns(roles: ColumnRoles, params: ModellingParams) -> list[str]:
         ValueError: when ``transfer.embeddings.columns`` names a column that is not a text column, or there is none.
     """
     wanted = params.transfer.embeddings.columns
+    if params.text.encoder != "embedding":
+        raise ValueError(
+            f"{KEY}.embeddings starts word embeddings, but params:modelling.text.encoder is "
+            f"'{params.text.encoder}', which has none; set text.encoder: embedding or disable {KEY}.embeddings."
+        )
     if wanted is None:
         if not roles.text:
             raise ValueError(
@@ -201,7 +209,19 @@ def _input_names(model: Any, layer: str) -> list[tuple[Any, ...]] | None:
         if entry["class_name"] == "Concatenate":
             parts = [names(name) for name in _inbound(entry)]
             return None if any(p is None for p in parts) else [n for p in parts for n in p]
-        kind, _, column = producer.partition("_")
+        if entry["class_name"] == "PeriodicEmbedding":
+            inbound = _inbound(entry)
+            values = names(inbound[0]) if len(inbound) == 1 else None
+            size = entry["config"]["embedding_dim"]
+            return (
+                None
+                if values is None
+                else [("plr", *v[1:], d) for v in values for d in range(size)]
+            )
+        kind, column = split_layer_name(producer) or ("", "")
+        if kind == "flatten":
+            vectorize = model.get_layer(layer_name("vectorize", column))
+            return [("token", column, token) for token in vectorize.get_vocabulary()]
         if kind in ("impute", "clip", "scale"):
             return [("value", column)]
         if kind == "missing":
@@ -211,7 +231,7 @@ def _input_names(model: Any, layer: str) -> list[tuple[Any, ...]] | None:
                 ("category", column, token) for token in model.get_layer(producer).get_vocabulary()
             ]
         if kind == "pool":
-            dimension = model.get_layer(f"embed_{column}").output_dim
+            dimension = model.get_layer(layer_name("embed", column)).output_dim
             return [("embedding", column, d) for d in range(dimension)]
         return None
 
@@ -220,11 +240,10 @@ def _input_names(model: Any, layer: str) -> list[tuple[Any, ...]] | None:
 
 
 def _vocabulary(model: Any, column: str) -> list[str] | None:
-    for name in (f"vectorize_{column}", f"lookup_{column}"):
-        try:
-            return [str(token) for token in model.get_layer(name).get_vocabulary()]
-        except ValueError:
-            continue
+    for kind in ("vectorize", "lookup"):
+        layer = column_layer(model, kind, column)
+        if layer is not None:
+            return [str(token) for token in layer.get_vocabulary()]
     return None
 
 
@@ -254,7 +273,8 @@ def _matched_weights(
     source = [np.asarray(w) for w in source_model.get_layer(name).get_weights()]
     if len(target) != len(source):
         return None, f"{len(target)} weight arrays here, {len(source)} in the warm-start model"
-    column = name.removeprefix("embed_") if name.startswith("embed_") else None
+    split = split_layer_name(name)
+    column = split[1] if split is not None and split[0] == "embed" else None
     vocabularies = (
         (_vocabulary(target_model, column), _vocabulary(source_model, column)) if column else None
     )
@@ -310,9 +330,9 @@ def plan_transfer(
     copied: dict[str, str] = {}
     fresh: dict[str, str] = {}
     from_vectors = (
-        [f"embed_{column}" for column in embedding_columns(roles, params)]
+        {layer_name("embed", column): column for column in embedding_columns(roles, params)}
         if sources.word_vectors is not None
-        else []
+        else {}
     )
     if sources.model is not None:
         source_layers = {layer.name for layer in sources.model.layers if layer.weights}
@@ -354,8 +374,7 @@ def plan_transfer(
                 f"trained ({fresh}); check that it was trained with the same hidden layers, units and embedding "
                 "dimensions."
             )
-    for name in from_vectors:
-        column = name.removeprefix("embed_")
+    for name, column in from_vectors.items():
         vocabulary = _vocabulary(parts.model, column) or []
         index: dict[str, int] = {}
         for row, token in enumerate(sources.word_vectors.tokens):
@@ -422,70 +441,7 @@ def describe_transfer(
     """
     if not params.transfer.enabled:
         return TransferSources(), {"enabled": False}
-    from .training import build_model_parts, fit_preprocessing
-
     checked = check_sources(sources, roles, params)
     parts = build_model_parts(fit_preprocessing(train, roles, params), roles, params, n_classes)
     _, report = plan_transfer(parts, roles, params, checked)
     return checked, {"enabled": True, **report}
-
-
-def _recompile(head: Any, learning_rate: float) -> None:
-    """Compile the head again as it was, with a new optimiser at ``learning_rate`` (and the new trainable set)."""
-    config = head.get_compile_config()
-    optimizer = {**config["optimizer"]}
-    optimizer["config"] = {**optimizer["config"], "learning_rate": learning_rate}
-    with head.distribute_strategy.scope():
-        head.compile_from_config({**config, "optimizer": optimizer})
-
-
-def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **kwargs: Any) -> Any:
-    """``head.fit(*args, **kwargs)``, then, with fine-tuning on, a second fit with the frozen layers unfrozen.
-
-    The second phase recompiles the head with the same optimiser at ``learning_rate * fine_tune.learning_rate_factor``
-    and runs ``fine_tune.epochs`` more epochs, numbered after the first phase's (``initial_epoch``), with the same
-    callbacks. With early stopping (``early``), the weights of the better phase on the monitored metric are kept.
-    The frozen layers are trainable again in the returned model either way.
-
-    Returns:
-        A ``keras.callbacks.History`` of both phases.
-    """
-    import keras
-
-    settings = params.transfer
-    first = head.fit(*args, **kwargs)
-    losses = np.asarray(first.history.get("loss", []), dtype="float64")
-    if not (settings.fine_tune.enabled and losses.size and np.isfinite(losses).all()):
-        _unfreeze(head, settings.freeze)
-        return first
-    done = len(losses)
-    kept = head.get_weights()
-    best = (early.best, early.best_epoch) if early is not None else None
-    _unfreeze(head, settings.freeze)
-    _recompile(head, params.learning_rate * settings.fine_tune.learning_rate_factor)
-    second = head.fit(
-        *args, **{**kwargs, "epochs": done + settings.fine_tune.epochs, "initial_epoch": done}
-    )
-    if best is not None and best[0] is not None and not _better(early, early.best, best[0]):
-        # EarlyStopping judges each fit on its own: the first epoch of the second phase is always its best so
-        # far, even when it is worse than the first phase's best.
-        head.set_weights(kept)
-        early.best, early.best_epoch = best
-    merged = keras.callbacks.History()
-    merged.history = {
-        key: [*first.history.get(key, []), *second.history.get(key, [])]
-        for key in {**first.history, **second.history}
-    }
-    merged.epoch = [*first.epoch, *second.epoch]
-    return merged
-
-
-def _better(early: Any, value: Any, reference: Any) -> bool:
-    if value is None or not np.isfinite(value):
-        return False
-    return value > reference if early.mode == "max" else value < reference
-
-
-def _unfreeze(head: Any, names: list[str]) -> None:
-    for name in names:
-        head.get_layer(name).trainable = True

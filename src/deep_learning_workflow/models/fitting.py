@@ -1,0 +1,372 @@
+"""Train a model: :func:`train_model` is the one way the project trains one.
+
+The modelling pipeline calls it once per seed and tuning calls it once per trial (with its own callbacks): it fits
+the preprocessing on train (:mod:`.preprocessing`), builds the family's model (:mod:`.builder`), starts layers from
+the transfer sources (:mod:`.transfer`) and fits the head on preprocessed arrays. TensorFlow and Keras are
+imported inside the functions that need them so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from deep_learning_workflow.columns import ColumnRoles, target_classes
+from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
+
+from . import augmentation, transfer
+from .builder import build_model_parts
+from .preprocessing import as_params, as_roles, check_roles_for_modelling, fit_preprocessing
+from .schema import ModellingParams
+from .scoring import epoch_metrics, model_probabilities, prepare
+
+
+class TrainingDivergedError(ValueError):
+    """The training loss became NaN or infinite; the model is broken and must not be saved."""
+
+
+class TrainingResult(NamedTuple):
+    """A trained model and how it got there."""
+
+    model: Any
+    """The Keras model, weights of the best epoch restored when early stopping is on."""
+    history: dict[str, list[float]]
+    """Per-epoch ``loss``, ``val_loss`` and the metrics of :func:`~.scoring.epoch_metrics` (train and ``val_``)."""
+    best_epoch: int
+    """0-based epoch whose weights the model holds."""
+    classes: list[str]
+    """The class of each probability column."""
+    roles: ColumnRoles
+    """The resolved column roles the model takes."""
+    preprocessing: dict[str, Any]
+    """The fitted preprocessing state (see :func:`~.preprocessing.fit_preprocessing`)."""
+
+
+def _optimizer(params: ModellingParams, learning_rate: float | None = None) -> Any:
+    import keras
+
+    rate = learning_rate or params.learning_rate
+    if params.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate, momentum=params.momentum)
+    if params.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=params.weight_decay)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def compile_model(model: Any, params: ModellingParams, learning_rate: float | None = None) -> Any:
+    """Compile with the configured optimiser and categorical cross-entropy; metrics come from :func:`epoch_metrics`.
+
+    A head of several members (output (rows, members, classes)) is trained on the mean of the members' losses.
+    """
+    from .layers import mean_member_crossentropy
+
+    members = len(model.output.shape) == 3
+    model.compile(
+        optimizer=_optimizer(params, learning_rate),
+        loss=mean_member_crossentropy if members else "categorical_crossentropy",
+        steps_per_execution=params.steps_per_execution,
+    )
+    return model
+
+
+def distribution_strategy(name: str) -> Any:
+    """The ``tf.distribute`` strategy of ``params:modelling.distribution``.
+
+    ``multi_worker_mirrored`` reads the cluster from the ``TF_CONFIG`` environment variable that every worker is
+    started with (TensorFlow's own convention).
+    """
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def encode_labels(target: pd.Series, classes: Sequence[str], dataset: str) -> np.ndarray:
+    """One-hot float32 labels in the order of ``classes``.
+
+    Raises:
+        ValueError: when the target has a missing value or a class the training split does not have.
+    """
+    labels = target.astype(str).to_numpy()
+    unknown = sorted(set(labels[target.notna().to_numpy()]) - set(classes))
+    if target.isna().any() or unknown:
+        raise ValueError(
+            f"Target column '{target.name}' of '{dataset}' has missing values or classes {unknown} absent from "
+            f"the training classes {list(classes)}; clean or re-split the data."
+        )
+    return (labels[:, None] == np.asarray(classes, dtype=object)[None, :]).astype("float32")
+
+
+def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
+    """Weights n / (k * n_class) per row, from one-hot labels (scikit-learn's ``balanced``)."""
+    counts = labels.sum(axis=0)
+    present = counts > 0
+    per_class = np.zeros_like(counts)
+    per_class[present] = labels.shape[0] / (present.sum() * counts[present])
+    return (labels @ per_class).astype("float32")
+
+
+def monitored_metric(params: ModellingParams, primary_metric: str) -> tuple[str, str]:
+    """The history key early stopping watches (``val_<metric>``) and its mode (``max`` or ``min``)."""
+    name = params.early_stopping.monitor or primary_metric
+    if name != "loss" and name not in GREATER_IS_BETTER:
+        raise ValueError(
+            f"params:problem.primary_metric '{name}' is not one of {sorted(GREATER_IS_BETTER)}."
+        )
+    return f"val_{name}", "max" if GREATER_IS_BETTER.get(name, False) else "min"
+
+
+def early_stopping(params: ModellingParams, monitor: str, mode: str) -> Any:
+    """The early-stopping callback of ``params:modelling.early_stopping`` (best weights restored), or None when off."""
+    import keras
+
+    if not params.early_stopping.enabled:
+        return None
+    return keras.callbacks.EarlyStopping(
+        monitor=monitor,
+        mode=mode,
+        patience=params.early_stopping.patience,
+        min_delta=params.early_stopping.min_delta,
+        restore_best_weights=True,
+    )
+
+
+def set_seed(seed: int) -> None:
+    """The one place the workflow seeds Python, NumPy and the backend before a model is built and trained."""
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+
+
+def train_model(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    roles: ColumnRoles | Mapping[str, Any],
+    params: ModellingParams | Mapping[str, Any],
+    seed: int,
+    *,
+    fit_on: pd.DataFrame | None = None,
+    callbacks: Sequence[Any] = (),
+    primary_metric: str = "pr_auc",
+    verbose: int = 0,
+    transfer_sources: Any = None,
+) -> TrainingResult:
+    """Fit the preprocessing on ``train``, build, compile and train one model; ``val`` only drives early stopping.
+
+    Args:
+        train: the real training rows; the preprocessing is adapted on them only, and the classes are theirs.
+        val: validation rows, for early stopping (and the callbacks' ``val_`` logs) only.
+        roles: column roles (``params:columns``), resolved on ``train`` here.
+        params: ``params:modelling``.
+        seed: the seed of this model (``params:seed`` + offset); set once, here, before building.
+        fit_on: the rows the weights are fitted on, e.g. ``train_balanced``; ``train`` when None.
+        callbacks: extra Keras callbacks (e.g. an Optuna pruning callback watching ``val_<primary_metric>``).
+        primary_metric: ``params:problem.primary_metric``; early stopping watches it unless
+            ``params:modelling.early_stopping.monitor`` says otherwise.
+        verbose: Keras ``fit`` verbosity.
+        transfer_sources: the warm-start model and word vectors (:class:`.transfer.TransferSources`) that
+            ``params:modelling.transfer`` starts layers from; see :mod:`.transfer`.
+
+    Returns:
+        The :class:`TrainingResult`.
+
+    Raises:
+        TrainingDivergedError: when the loss becomes NaN (training stops at once; nothing is returned).
+        ValueError: on invalid parameters, roles naming missing columns, or unknown target classes.
+    """
+    import keras
+
+    params = as_params(params)
+    roles = check_roles_for_modelling(train, as_roles(roles), params, "train")
+    fit_frame = train if fit_on is None else fit_on
+    for name, frame in (("val", val), ("train_balanced", fit_frame)):
+        missing = [c for c in [*roles.features, roles.target] if c not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"Dataset '{name}' lacks the columns {missing} named in params:columns."
+            )
+    classes = target_classes(train[roles.target])
+    positive_index(classes, roles.positive_class)
+    monitor, mode = monitored_metric(params, primary_metric)
+    y_fit = encode_labels(
+        fit_frame[roles.target], classes, "train_balanced" if fit_on is not None else "train"
+    )
+    y_val = encode_labels(val[roles.target], classes, "val")
+    preprocessing = fit_preprocessing(train, roles, params)
+
+    set_seed(seed)
+    with distribution_strategy(params.distribution).scope():
+        parts = build_model_parts(preprocessing, roles, params, len(classes))
+        transfer.warm_start(parts, roles, params, transfer_sources)
+        compile_model(parts.head, params)
+
+    early = early_stopping(params, monitor, mode)
+    stop_rules: list[Any] = [
+        keras.callbacks.TerminateOnNaN(),
+        *([early] if early is not None else []),
+    ]
+    sample_weight = balanced_sample_weights(y_fit) if params.class_weight == "balanced" else None
+    x_fit = prepare(parts.preprocessor, fit_frame, roles)
+    scores = epoch_metrics(
+        (x_fit, y_fit),
+        (prepare(parts.preprocessor, val, roles), y_val),
+        classes,
+        roles.positive_class,
+        extra=[monitor[len("val_") :]],
+        seed=seed,
+    )
+    fitted = fit_in_phases(
+        parts.head,
+        params,
+        early,
+        # Only the fitted rows are augmented (when params:modelling.augmentation is on), never val, never the model.
+        **augmentation.fit_data(x_fit, y_fit, sample_weight, preprocessing, roles, params, seed),
+        epochs=params.epochs,
+        callbacks=[scores, *stop_rules, *callbacks],
+        verbose=verbose,
+    )
+    model = parts.model
+    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    losses = np.asarray(history.get("loss", []), dtype="float64")
+    if losses.size == 0 or not np.isfinite(losses).all() or not _weights_finite(model):
+        epoch = int(np.argmin(np.isfinite(losses))) + 1 if losses.size else 1
+        raise TrainingDivergedError(
+            f"Training diverged (the loss became NaN or infinite at epoch {epoch} with seed {seed}); "
+            "no model is kept. Lower params:modelling.learning_rate "
+            f"(now {params.learning_rate}), turn on batch_norm, or check the inputs for extreme values."
+        )
+    if early is not None and early.best_epoch is not None and monitor in history:
+        best_epoch = int(early.best_epoch)
+    else:
+        best_epoch = len(losses) - 1
+    return TrainingResult(model, history, best_epoch, classes, roles, preprocessing)
+
+
+def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **kwargs: Any) -> Any:
+    """``head.fit(*args, **kwargs)``, then, with fine-tuning on, a second fit with the frozen layers unfrozen.
+
+    The second phase recompiles the head with the same optimiser at ``learning_rate * fine_tune.learning_rate_factor``
+    and runs ``fine_tune.epochs`` more epochs, numbered after the first phase's (``initial_epoch``), with the same
+    callbacks. With early stopping (``early``), the weights of the better phase on the monitored metric are kept.
+    The frozen layers are trainable again in the returned model either way.
+
+    Returns:
+        A ``keras.callbacks.History`` of both phases.
+    """
+    import keras
+
+    settings = params.transfer
+    first = head.fit(*args, **kwargs)
+    losses = np.asarray(first.history.get("loss", []), dtype="float64")
+    if not (settings.fine_tune.enabled and losses.size and np.isfinite(losses).all()):
+        _unfreeze(head, settings.freeze)
+        return first
+    done = len(losses)
+    kept = head.get_weights()
+    best = (early.best, early.best_epoch) if early is not None else None
+    _unfreeze(head, settings.freeze)
+    _recompile(head, params.learning_rate * settings.fine_tune.learning_rate_factor)
+    second = head.fit(
+        *args, **{**kwargs, "epochs": done + settings.fine_tune.epochs, "initial_epoch": done}
+    )
+    if best is not None and best[0] is not None and not _better(early, early.best, best[0]):
+        # EarlyStopping judges each fit on its own: the first epoch of the second phase is always its best so
+        # far, even when it is worse than the first phase's best.
+        head.set_weights(kept)
+        early.best, early.best_epoch = best
+    merged = keras.callbacks.History()
+    merged.history = {
+        key: [*first.history.get(key, []), *second.history.get(key, [])]
+        for key in {**first.history, **second.history}
+    }
+    merged.epoch = [*first.epoch, *second.epoch]
+    return merged
+
+
+def _better(early: Any, value: Any, reference: Any) -> bool:
+    if value is None or not np.isfinite(value):
+        return False
+    return value > reference if early.mode == "max" else value < reference
+
+
+def _unfreeze(head: Any, names: list[str]) -> None:
+    for name in names:
+        head.get_layer(name).trainable = True
+
+
+def _recompile(head: Any, learning_rate: float) -> None:
+    """Compile the head again as it was, with a new optimiser at ``learning_rate`` (and the new trainable set)."""
+    config = head.get_compile_config()
+    optimizer = {**config["optimizer"]}
+    optimizer["config"] = {**optimizer["config"], "learning_rate": learning_rate}
+    with head.distribute_strategy.scope():
+        head.compile_from_config({**config, "optimizer": optimizer})
+
+
+def _weights_finite(model: Any) -> bool:
+    return all(
+        np.isfinite(np.asarray(weight)).all()
+        for weight in model.get_weights()
+        if np.asarray(weight).dtype.kind == "f"
+    )
+
+
+def overfit_one_batch(
+    train: pd.DataFrame, roles: ColumnRoles, params: ModellingParams, seed: int
+) -> dict[str, Any]:
+    """Train the configured architecture on one small batch of training rows until it memorises them.
+
+    Dropout and L1/L2 are switched off and Adam at ``sanity_check.learning_rate`` is used, so that only a wiring
+    bug (labels not matching rows, features blanked by the preprocessing, an output of the wrong size) or a model
+    far too small can keep the loss up.
+
+    Returns:
+        ``rows``, ``steps``, ``learning_rate``, ``initial_loss``, ``final_loss`` (cross-entropy on the batch, in
+        inference mode, after training), ``accuracy``, ``max_loss`` and ``passed``.
+    """
+    check = params.sanity_check
+    classes = target_classes(train[roles.target])
+    batch = train.sample(n=min(check.rows, len(train)), random_state=seed)
+    labels = encode_labels(batch[roles.target], classes, "train")
+    plain = params.model_copy(update={"dropout": 0.0, "l1": 0.0, "l2": 0.0, "optimizer": "adam"})
+    preprocessing = fit_preprocessing(train, roles, params)
+    set_seed(seed)
+    parts = build_model_parts(preprocessing, roles, plain, len(classes))
+    compile_model(parts.head, plain, learning_rate=check.learning_rate)
+    prepared = prepare(parts.preprocessor, batch, roles)
+
+    def loss_and_accuracy() -> tuple[float, float]:
+        probabilities = model_probabilities(parts.head, prepared)
+        picked = np.clip((probabilities * labels).sum(axis=1), 1e-12, 1.0)
+        accuracy = float((probabilities.argmax(axis=1) == labels.argmax(axis=1)).mean())
+        return float(-np.log(picked).mean()), accuracy
+
+    initial_loss, _ = loss_and_accuracy()
+    # The batch repeated `steps` times and not shuffled is one epoch of `steps` identical batches: one fit call
+    # instead of `steps` epochs, each with its own per-epoch overhead.
+    repeated = {name: np.concatenate([values] * check.steps) for name, values in prepared.items()}
+    parts.head.fit(
+        repeated,
+        np.concatenate([labels] * check.steps),
+        batch_size=len(batch),
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+    )
+    final_loss, accuracy = loss_and_accuracy()
+    return {
+        "rows": len(batch),
+        "steps": check.steps,
+        "learning_rate": check.learning_rate,
+        "initial_loss": initial_loss,
+        "final_loss": final_loss,
+        "accuracy": accuracy,
+        "max_loss": check.max_loss,
+        "passed": bool(np.isfinite(final_loss) and final_loss <= check.max_loss),
+    }
