@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -82,3 +83,36 @@ def saved_splits(names: Iterable[str] = SPLIT_NAMES) -> dict[str, pd.DataFrame]:
     if missing:
         sys.exit(f"Missing {missing} in {SPLITS}; run kedro run --pipelines {DATA_PIPELINES}")
     return {name: pd.read_parquet(SPLITS / f"{name}.parquet") for name in names}
+
+
+def split_70_15_15(
+    frame: pd.DataFrame, target: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Stratified train/validation/test split of 70/15/15 with ``seed``."""
+    from sklearn.model_selection import train_test_split
+
+    train, rest = train_test_split(frame, test_size=0.30, stratify=frame[target], random_state=seed)
+    val, test = train_test_split(rest, test_size=0.50, stratify=rest[target], random_state=seed)
+    return train, val, test
+
+
+def telco_table(roles: Any) -> pd.DataFrame:
+    """The raw Telco table with ``total_charges`` numeric and the categorical columns as strings."""
+    frame = pd.read_csv(PROJECT / "data" / "01_raw" / "telco_churn.csv")
+    frame["total_charges"] = pd.to_numeric(frame["total_charges"], errors="coerce")
+    for column in roles.categorical:
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+def test_scores(
+    labels: pd.Series, probabilities: np.ndarray, classes: list[str], positive: str
+) -> dict[str, float]:
+    """ROC-AUC and PR-AUC of the positive class, as the workflow scores them."""
+    from deep_learning_workflow.columns import target_labels
+    from deep_learning_workflow.metrics import score
+
+    truth = target_labels(labels).to_numpy()
+    return {
+        name: score(name, truth, probabilities, classes, positive) for name in ("roc_auc", "pr_auc")
+    }

@@ -21,11 +21,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
-from common import PROJECT, copy_project
+from common import PROJECT, copy_project, split_70_15_15, telco_table, test_scores
 from common import parameters as project_parameters
 
 BASELINES = ("logistic_regression", "gradient_boosting")
@@ -55,36 +53,6 @@ def _timed(command: list[str], cwd: Path) -> tuple[float, float]:
     return float(output[1]), float(output[2])
 
 
-def _split(
-    frame: pd.DataFrame, target: str, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    from sklearn.model_selection import train_test_split
-
-    train, rest = train_test_split(frame, test_size=0.30, stratify=frame[target], random_state=seed)
-    val, test = train_test_split(rest, test_size=0.50, stratify=rest[target], random_state=seed)
-    return train, val, test
-
-
-def _clean_csv(roles: Any) -> pd.DataFrame:
-    frame = pd.read_csv(PROJECT / "data" / "01_raw" / "telco_churn.csv")
-    frame["total_charges"] = pd.to_numeric(frame["total_charges"], errors="coerce")
-    for column in roles.categorical:
-        frame[column] = frame[column].astype(str)
-    return frame
-
-
-def _scores(
-    labels: pd.Series, probabilities: np.ndarray, classes: list[str], positive: str
-) -> dict[str, float]:
-    from deep_learning_workflow.columns import target_labels
-    from deep_learning_workflow.metrics import score
-
-    truth = target_labels(labels).to_numpy()
-    return {
-        name: score(name, truth, probabilities, classes, positive) for name in ("roc_auc", "pr_auc")
-    }
-
-
 def plain_script() -> None:
     """The default workflow's modelling work without Kedro (run as a child process by `main`)."""
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles
@@ -97,12 +65,12 @@ def plain_script() -> None:
     seed = parameters["seed"]
     params = as_params(parameters["modelling"])
     configured = ColumnRoles(**parameters["columns"])
-    frame = _clean_csv(configured)
+    frame = telco_table(configured)
     roles = resolve_roles(frame, configured, "telco_churn")
-    train, val, _ = _split(frame, roles.target, seed)
+    train, val, _ = split_70_15_15(frame, roles.target, seed)
     for offset in range(params.seeds):
         result = train_model(train, val, roles, params, seed + offset)
-        _scores(
+        test_scores(
             val[roles.target],
             predict_probabilities(result.model, val, roles),
             result.classes,
@@ -125,11 +93,11 @@ def held_out_figures(seeds: int) -> pd.DataFrame:
     parameters = project_parameters()
     params = as_params(parameters["modelling"])
     configured = ColumnRoles(**parameters["columns"])
-    frame = _clean_csv(configured)
+    frame = telco_table(configured)
     roles = resolve_roles(frame, configured, "telco_churn")
     rows = []
     for seed in range(parameters["seed"], parameters["seed"] + seeds):
-        train, val, test = _split(frame, roles.target, seed)
+        train, val, test = split_70_15_15(frame, roles.target, seed)
         classes = target_classes(train[roles.target])
         result = train_model(train, val, roles, params, seed)
         probabilities = predict_probabilities(result.model, test, roles)
@@ -137,7 +105,7 @@ def held_out_figures(seeds: int) -> pd.DataFrame:
             {
                 "model": "keras (default)",
                 "seed": seed,
-                **_scores(test[roles.target], probabilities, classes, roles.positive_class),
+                **test_scores(test[roles.target], probabilities, classes, roles.positive_class),
             }
         )
         for name in BASELINES:
@@ -149,7 +117,7 @@ def held_out_figures(seeds: int) -> pd.DataFrame:
                 {
                     "model": name,
                     "seed": seed,
-                    **_scores(test[roles.target], probabilities, classes, roles.positive_class),
+                    **test_scores(test[roles.target], probabilities, classes, roles.positive_class),
                 }
             )
     return pd.DataFrame(rows)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -271,6 +272,37 @@ class TabMParams(Parameters):
 FAMILY_SECTIONS = {"plr": ("plr_mlp", "tabm"), "tabm": ("tabm",)}
 
 
+def section_used(section: str, architecture: str, numeric_embedding: str = "none") -> bool:
+    """Whether a family section (``plr``, ``tabm``) is used by ``architecture`` (and ``tabm.numeric_embedding``)."""
+    if section == "plr":
+        return architecture == "plr_mlp" or (architecture == "tabm" and numeric_embedding == "plr")
+    return architecture in FAMILY_SECTIONS.get(section, ARCHITECTURES)
+
+
+def _choices(modelling: Mapping[str, Any]) -> tuple[str, str]:
+    tabm = modelling.get("tabm") or {}
+    return str(modelling.get("architecture", "mlp")), str(tabm.get("numeric_embedding", "none"))
+
+
+def key_used(path: str, modelling: Mapping[str, Any]) -> bool:
+    """Whether a (dotted) key of ``params:modelling`` is used by the family its dictionary chooses."""
+    section = path.split(".", 1)[0]
+    return section not in FAMILY_SECTIONS or section_used(section, *_choices(modelling))
+
+
+def without_unused_sections(modelling: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``params:modelling`` dictionary without the family sections its architecture does not use."""
+    return {key: value for key, value in modelling.items() if key_used(key, modelling)}
+
+
+def family_of(path: str, modelling: Mapping[str, Any]) -> dict[str, Any]:
+    """The overrides that choose a family using the (dotted) key ``path``; empty when the current one does."""
+    section = path.split(".", 1)[0]
+    if section not in FAMILY_SECTIONS or key_used(path, modelling):
+        return {}
+    return {"architecture": FAMILY_SECTIONS[section][0]}
+
+
 @register("modelling")
 class ModellingParams(Parameters):
     """The model, its training and its checks (``params:modelling``)."""
@@ -335,11 +367,7 @@ class ModellingParams(Parameters):
 
     def uses(self, section: str) -> bool:
         """Whether the chosen architecture uses a family section (``plr`` or ``tabm``)."""
-        if section == "plr":
-            return self.architecture == "plr_mlp" or (
-                self.architecture == "tabm" and self.tabm.numeric_embedding == "plr"
-            )
-        return self.architecture in FAMILY_SECTIONS[section]
+        return section_used(section, self.architecture, self.tabm.numeric_embedding)
 
     @property
     def hidden_units(self) -> list[int]:

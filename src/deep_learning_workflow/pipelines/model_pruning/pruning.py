@@ -64,19 +64,24 @@ def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
 
 
 def dense_layers(head: Any) -> list[Any]:
-    """The head's ``Dense`` layers (hidden layers and output), the ones pruned; embeddings are left whole."""
-    import keras
+    """The head's dense layers (hidden layers and output, of every family), the ones pruned.
 
-    return [layer for layer in head.layers if isinstance(layer, keras.layers.Dense)]
+    Embeddings (of categories, words and the periodic embeddings of numeric columns) are left whole.
+    """
+    from deep_learning_workflow.models.layers import is_dense
+
+    return [layer for layer in head.layers if is_dense(layer)]
 
 
 def kernel_sparsity(model: Any) -> list[dict[str, Any]]:
-    """Per ``Dense`` layer of a model: its name, kernel size and count and share of zero weights."""
+    """Per dense layer of a model: its name, kernel size and count and share of zero weights."""
     import keras
+
+    from deep_learning_workflow.models.layers import is_dense
 
     rows = []
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Dense):
+        if is_dense(layer):
             kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
             zeros = int(kernel.size - np.count_nonzero(kernel))
             rows.append(

@@ -23,7 +23,12 @@ from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.datasets.optuna_storage import StudyLock, StudyStorage
 from deep_learning_workflow.metrics import GREATER_IS_BETTER
 from deep_learning_workflow.models.fitting import train_model
-from deep_learning_workflow.models.schema import ModellingParams
+from deep_learning_workflow.models.schema import (
+    ModellingParams,
+    family_of,
+    key_used,
+    without_unused_sections,
+)
 from deep_learning_workflow.models.scoring import validation_score
 from deep_learning_workflow.parameters import parse
 
@@ -42,7 +47,10 @@ def direction_of(metric: str) -> str:
 
 
 def merge_overrides(modelling: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``params:modelling`` with ``overrides`` set; dotted keys (``categorical.encoding``) reach inside."""
+    """A copy of ``params:modelling`` with ``overrides`` set; dotted keys (``categorical.encoding``) reach inside.
+
+    The settings block of a family the result does not choose (``plr``, ``tabm``) is left out.
+    """
     merged = copy.deepcopy(dict(modelling))
     for path, value in overrides.items():
         parts = path.split(".")
@@ -51,7 +59,7 @@ def merge_overrides(modelling: Mapping[str, Any], overrides: Mapping[str, Any]) 
             node[part] = dict(node.get(part) or {})
             node = node[part]
         node[parts[-1]] = value
-    return merged
+    return without_unused_sections(merged)
 
 
 def check_search_space(modelling: Mapping[str, Any], tuning: TuningParams) -> None:
@@ -67,7 +75,9 @@ def check_search_space(modelling: Mapping[str, Any], tuning: TuningParams) -> No
             values = [dimension.low, dimension.high]
         for value in values:
             try:
-                parse(ModellingParams, merge_overrides(modelling, {name: value}), "modelling")
+                # A key of another family is checked with that family chosen.
+                overrides = {**family_of(name, modelling), name: value}
+                parse(ModellingParams, merge_overrides(modelling, overrides), "modelling")
             except ValueError as error:
                 raise ValueError(
                     f"params:tuning.search_space.{name} allows {value!r}, which params:modelling does not "
@@ -165,10 +175,20 @@ def open_study(
     return study
 
 
-def suggest(trial: Any, tuning: TuningParams) -> dict[str, Any]:
-    """The trial's hyperparameters drawn from the search space."""
+def suggest(
+    trial: Any, tuning: TuningParams, modelling: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The trial's hyperparameters drawn from the search space.
+
+    The family keys are drawn first; a key of a family the trial does not choose (``plr.*`` for an ``mlp``) is not
+    drawn at all, so the sampler learns nothing from a value that played no part.
+    """
     values: dict[str, Any] = {}
-    for name, dimension in tuning.search_space.items():
+    first = ("architecture", "tabm.numeric_embedding")
+    ordered = sorted(tuning.search_space.items(), key=lambda item: item[0] not in first)
+    for name, dimension in ordered:
+        if not key_used(name, merge_overrides(modelling or {}, values)):
+            continue
         if isinstance(dimension, FloatRange):
             values[name] = trial.suggest_float(
                 name, dimension.low, dimension.high, log=dimension.log, step=dimension.step
@@ -283,7 +303,9 @@ def make_objective(
         try:
             # The trial's epoch budget first, so that a search space over epochs still wins.
             budget = {"epochs": tuning.epochs} if tuning.epochs is not None else {}
-            params = merge_overrides(merge_overrides(modelling, budget), suggest(trial, tuning))
+            params = merge_overrides(
+                merge_overrides(modelling, budget), suggest(trial, tuning, modelling)
+            )
             if cost is None:
                 callbacks, after = [pruning_callback(trial, f"val_{metric}")], None
             else:
