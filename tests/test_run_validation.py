@@ -37,6 +37,16 @@ CASES = {
         _override("parameters_modelling.yml", "modelling:\n  epochs: -3\n"),
         "modelling.epochs",
     ),
+    "unknown architecture": (
+        _override("parameters_modelling.yml", "modelling:\n  architecture: resnet\n"),
+        "modelling.architecture",
+    ),
+    "key of another family": (
+        _override(
+            "parameters_modelling.yml", "modelling:\n  architecture: mlp\n  tabm:\n    members: 4\n"
+        ),
+        "modelling",
+    ),
     "string for a number": (
         _override("parameters_modelling.yml", "modelling:\n  learning_rate: fast\n"),
         "modelling.learning_rate",
