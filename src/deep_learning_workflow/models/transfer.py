@@ -13,9 +13,9 @@ trains, and may then be unfrozen and fine-tuned at a lower learning rate:
   token after the model's standardisation (lower case, punctuation stripped).
 
 Rows and layers without a counterpart keep their fresh initialisation. :func:`warm_start` applies all this to a
-freshly built model; :func:`fit_in_phases` runs the head phase and the fine-tuning phase. Both are called by
-:func:`~deep_learning_workflow.pipelines.modelling.training.train_model`; :func:`describe_transfer` checks the
-sources before any training and reports what will be copied.
+freshly built model, before :func:`~deep_learning_workflow.models.fitting.train_model` trains it (head phase,
+then fine-tuning: :func:`~deep_learning_workflow.models.fitting.fit_in_phases`); :func:`describe_transfer` checks
+the sources before any training and reports what will be copied.
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ def plan_transfer(
     """The weights each layer starts from, and a report of what is copied, kept fresh and frozen.
 
     Args:
-        parts: the freshly built :class:`~deep_learning_workflow.pipelines.modelling.training.ModelParts`.
+        parts: the freshly built :class:`~deep_learning_workflow.models.builder.ModelParts`.
         roles: resolved column roles.
         params: modelling parameters.
         sources: checked sources (:func:`check_sources`).
