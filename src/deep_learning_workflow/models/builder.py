@@ -121,7 +121,9 @@ def _string_inputs(
                 **extra,
             )(raw)
             # TextVectorization declares (rows, 1, tokens) for a (rows, 1) input but gives (rows, tokens).
-            dense.append(keras.layers.Flatten(name=layer_name("flatten", column))(counts))
+            flat = keras.layers.Flatten(name=layer_name("flatten", column))(counts)
+            # Unit length, as scikit-learn's TfidfVectorizer: a long review does not get larger inputs.
+            dense.append(keras.layers.UnitNormalization(name=layer_name("normalize", column))(flat))
             continue
         tokens = text_vectorization(
             params,

@@ -28,7 +28,18 @@ from typing import Any
 _PLAIN = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-]*")
 _OTHER = re.compile(r"[^A-Za-z0-9_.\-]+")
 
-KINDS = ("impute", "clip", "scale", "missing", "lookup", "vectorize", "flatten", "embed", "pool")
+KINDS = (
+    "impute",
+    "clip",
+    "scale",
+    "missing",
+    "lookup",
+    "vectorize",
+    "flatten",
+    "normalize",
+    "embed",
+    "pool",
+)
 """The kinds of per-column layers: ``<kind>_<keras name of the column>``."""
 
 

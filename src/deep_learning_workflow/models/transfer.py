@@ -219,7 +219,7 @@ def _input_names(model: Any, layer: str) -> list[tuple[Any, ...]] | None:
                 else [("plr", *v[1:], d) for v in values for d in range(size)]
             )
         kind, column = split_layer_name(producer) or ("", "")
-        if kind == "flatten":
+        if kind in ("flatten", "normalize"):
             vectorize = model.get_layer(layer_name("vectorize", column))
             return [("token", column, token) for token in vectorize.get_vocabulary()]
         if kind in ("impute", "clip", "scale"):
