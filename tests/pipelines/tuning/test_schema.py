@@ -31,7 +31,14 @@ def test_base_and_test_parameters_are_valid():
         "dropout",
         "l2",
         "optimizer",
+        "architecture",
+        "plr.frequencies",
+        "plr.sigma",
+        "plr.embedding_dim",
+        "tabm.members",
+        "tabm.numeric_embedding",
     }
+    assert set(space["architecture"].choices) == {"mlp", "plr_mlp", "tabm"}
 
 
 @pytest.mark.parametrize(
