@@ -278,7 +278,9 @@ def main() -> None:
     parser.add_argument("--pretraining", type=int, default=3500)
     parser.add_argument("--labelled", type=int, default=300)
     parser.add_argument("--write-vectors", type=Path, help="write home-made vectors here and stop")
-    parser.add_argument("--texts", type=Path, default=PROJECT / "data/reviews/05_model_input/train.parquet")
+    parser.add_argument(
+        "--texts", type=Path, default=PROJECT / "data/reviews/05_model_input/train.parquet"
+    )
     arguments = parser.parse_args()
     if arguments.write_vectors:
         write_vectors(arguments.texts, arguments.write_vectors, _parameters()["seed"])

@@ -38,17 +38,37 @@ def load_configuration(project: Path, env: str) -> tuple[Any, dict[str, Any]]:
 
     from deep_learning_workflow.settings import CONFIG_LOADER_ARGS
 
-    arguments = {key: value for key, value in CONFIG_LOADER_ARGS.items() if key != "default_run_env"}
+    arguments = {
+        key: value for key, value in CONFIG_LOADER_ARGS.items() if key != "default_run_env"
+    }
     loader = OmegaConfigLoader(conf_source=str(project / "conf"), env=env, **arguments)
     return loader, loader["parameters"]
+
+
+def _absolute(entries: Mapping[str, Any], project: Path) -> dict[str, Any]:
+    """Catalog entries with relative file paths made relative to the project, as a Kedro session does."""
+    absolute = {}
+    for name, entry in entries.items():
+        if isinstance(entry, Mapping):
+            entry = dict(entry)
+            for field in ("filepath", "path"):
+                value = entry.get(field)
+                if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+                    entry[field] = (project / value).as_posix()
+            if isinstance(entry.get("dataset"), Mapping):
+                entry["dataset"] = _absolute({"inner": entry["dataset"]}, project)["inner"]
+        absolute[name] = entry
+    return absolute
 
 
 def _load(catalog: Any, name: str, problems: list[str]) -> Any:
     try:
         return catalog.load(name)
     except Exception as error:  # noqa: BLE001 - every failure to load is one problem in the list
-        cause = error.__cause__ or error
-        problems.append(f"catalog entry {name} cannot be loaded: {str(cause).splitlines()[0][:300]}")
+        while error.__cause__ is not None:
+            error = error.__cause__
+        message = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        problems.append(f"catalog entry {name} cannot be loaded: {message}")
         return None
 
 
@@ -63,7 +83,9 @@ def check_roles(frame: pd.DataFrame, roles: ColumnRoles) -> list[str]:
     for role, columns in named.items():
         for column in columns:
             if column not in frame:
-                problems.append(f"params:columns.{role} names '{column}', which {TABLE} does not have")
+                problems.append(
+                    f"params:columns.{role} names '{column}', which {TABLE} does not have"
+                )
     if roles.key in frame:
         key = frame[roles.key]
         if key.isna().any() or not key.is_unique:
@@ -107,7 +129,9 @@ def check_roles(frame: pd.DataFrame, roles: ColumnRoles) -> list[str]:
 def check_scoring_batch(batch: pd.DataFrame, roles: ColumnRoles) -> list[str]:
     """The scoring batch must hold every feature column."""
     missing = [column for column in roles.features if column not in batch]
-    return [f"scoring_batch has no column {missing}; it needs every feature column"] if missing else []
+    return (
+        [f"scoring_batch has no column {missing}; it needs every feature column"] if missing else []
+    )
 
 
 def check_scenarios(scenarios: Any, roles: ColumnRoles) -> list[str]:
@@ -140,7 +164,9 @@ def check_environment(project: Path, env: str) -> list[str]:
     from kedro.io import DataCatalog
 
     if not (project / "conf" / env).is_dir():
-        return [f"conf/{env}/ does not exist; write it with `kedro dlw new-table <file> --target <column> --env {env}`"]
+        return [
+            f"conf/{env}/ does not exist; write it with `kedro dlw new-table <file> --target <column> --env {env}`"
+        ]
     loader, parameters = load_configuration(project, env)
     problems = []
     unset = unset_table_specific_keys(
@@ -157,7 +183,9 @@ def check_environment(project: Path, env: str) -> list[str]:
         roles = ColumnRoles.model_validate(parameters["columns"])
     except ValueError:
         return problems
-    catalog = DataCatalog.from_config(loader["catalog"], loader.get("credentials") or {})
+    catalog = DataCatalog.from_config(
+        _absolute(loader["catalog"], project), loader.get("credentials") or {}
+    )
     checks: Mapping[str, Callable[[Any, ColumnRoles], list[str]]] = {
         TABLE: check_roles,
         "scoring_batch": check_scoring_batch,

@@ -15,7 +15,9 @@ TEXT_MIN_MEDIAN_WORDS = 4
 TEXT_MIN_DISTINCT_SHARE = 0.3
 # A short string column with this share of distinct values names rows (a second id, a name): no role.
 ID_LIKE_DISTINCT_SHARE = 0.95
-KEY_NAME = re.compile(r"(^|[_\s-])(id|key|row|index|no|nr|number|code)$|^id[_\s-]|uuid", re.IGNORECASE)
+KEY_NAME = re.compile(
+    r"(^|[_\s-])(id|key|row|index|no|nr|number|code)$|^id[_\s-]|uuid", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def _is_text(values: pd.Series) -> bool:
 
 def _is_flag(values: pd.Series) -> bool:
     present = set(values.dropna().unique().tolist())
-    return bool(present) and present <= {0, 1, True, False}
+    return bool(present) and present <= {0, 1}
 
 
 def _key_candidates(frame: pd.DataFrame, target: str) -> list[str]:
@@ -143,10 +145,14 @@ def infer_profile(frame: pd.DataFrame, target: str) -> TableProfile:
             roles[role].append(column)
     words_p90 = None
     if roles["text"]:
-        words = pd.concat([frame[c].dropna().astype(str).str.split().str.len() for c in roles["text"]])
+        words = pd.concat(
+            [frame[c].dropna().astype(str).str.split().str.len() for c in roles["text"]]
+        )
         words_p90 = int(words.quantile(0.9))
     # The minority class; a tie goes to the later class in sorted order.
-    positive = min(reversed(classes), key=lambda label: counts[label]) if len(classes) == 2 else None
+    positive = (
+        min(reversed(classes), key=lambda label: counts[label]) if len(classes) == 2 else None
+    )
     return TableProfile(
         key=key,
         target=target,

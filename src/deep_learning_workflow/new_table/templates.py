@@ -83,7 +83,9 @@ def _share(profile: TableProfile, label: str) -> float:
 
 def parameters_text(paths: Paths, profile: TableProfile) -> str:
     if profile.key is None:
-        key_reason = "no column has a distinct value on every row: rows are told apart by their position"
+        key_reason = (
+            "no column has a distinct value on every row: rows are told apart by their position"
+        )
     else:
         key_reason = "every value is distinct and present; null if the rows have no key"
     if profile.binary:
@@ -101,7 +103,10 @@ def parameters_text(paths: Paths, profile: TableProfile) -> str:
     return "".join(
         [
             HEADER.format(**vars(paths)),
-            block("columns", "roles of the table's columns; a column in no list never reaches the model"),
+            block(
+                "columns",
+                "roles of the table's columns; a column in no list never reaches the model",
+            ),
             entry("key", profile.key, key_reason, 2),
             entry("target", profile.target, f"classes {profile.classes}", 2),
             entry("positive_class", profile.positive_class, positive_reason, 2),
@@ -168,7 +173,9 @@ def processing_text(paths: Paths, profile: TableProfile) -> str:
             HEADER.format(**vars(paths)),
             block("data_processing", "stateless cleaning"),
             block(
-                "rules", "the target's classes; add bounds of your numeric columns (ge, gt, le, lt)", 2
+                "rules",
+                "the target's classes; add bounds of your numeric columns (ge, gt, le, lt)",
+                2,
             ),
             f"    - {entry('column', rule['column'], 'a row whose target is another value is dropped').strip()}\n",
             entry("allowed", rule["allowed"], "the classes found in the table", 6),
@@ -182,7 +189,9 @@ def evaluation_text(paths: Paths, profile: TableProfile, base: Mapping[str, Any]
     if profile.binary and _share(profile, profile.positive_class) < RARE_POSITIVE_SHARE:
         rule_reason = "best F1 of a rare positive class; target_recall (with target) if missing one costs more"
     else:
-        rule_reason = "best F1 of the positive class (no costs); multi-class: always the most probable class"
+        rule_reason = (
+            "best F1 of the positive class (no costs); multi-class: always the most probable class"
+        )
     return "".join(
         [
             HEADER.format(**vars(paths)),
@@ -229,6 +238,11 @@ def modelling_text(paths: Paths, profile: TableProfile) -> str | None:
             HEADER.format(**vars(paths)),
             block("modelling", "the rest is conf/base's"),
             block("text", "the text columns", 2),
-            entry("output_sequence_length", length, "words kept per text: 90% are this long or shorter", 4),
+            entry(
+                "output_sequence_length",
+                length,
+                "words kept per text: 90% are this long or shorter",
+                4,
+            ),
         ]
     )

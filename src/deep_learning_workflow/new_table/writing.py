@@ -52,9 +52,7 @@ def _python(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def split_scoring_rows(
-    frame: pd.DataFrame, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+def split_scoring_rows(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     """The training table and the new records to score (target dropped later), and whether those are held back.
 
     A table of at least :data:`HOLD_OUT_MIN_TABLE` rows gives :data:`HOLD_OUT_SHARE` of its rows (at most
@@ -136,7 +134,11 @@ def scenarios_text(
     body = {
         "defaults": dict(defaults),
         "scenarios": [
-            {"name": f"clearest_{label}_row_is_{label}", "record": dict(record), "expect_label": label}
+            {
+                "name": f"clearest_{label}_row_is_{label}",
+                "record": dict(record),
+                "expect_label": label,
+            }
             for label, record in rows.items()
         ],
     }
