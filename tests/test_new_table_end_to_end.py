@@ -138,3 +138,32 @@ def test_a_table_goes_from_file_to_service_in_two_commands(project_copy, names):
     assert answer["label"] in CLASSES
     assert set(answer["probabilities"]) == set(CLASSES)
     assert sum(answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_kedro_viz_build_shows_the_environment_of_kedro_env(project_copy):
+    import os
+    import subprocess
+    import sys
+
+    from deep_learning_workflow.new_table.create import create_environment
+
+    table = project_copy / "data" / "01_raw" / "tickets.csv"
+    make_tickets(300, seed=5).to_csv(table, index=False)
+    create_environment(project_copy, table, "priority", "tix")
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", "viz", "build", "--include-previews"],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "KEDRO_ENV": "tix"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    build = project_copy / "build"
+    main = json.loads((build / "api" / "main").read_text())
+    node = next(node for node in main["nodes"] if node["name"] == "raw_customers")
+    details = json.loads((build / "api" / "nodes" / node["id"]).read_text())
+    assert details["filepath"].endswith("data/01_raw/tix/table.parquet"), details.get("filepath")
+    assert {"description", "priority"} <= set(details["preview"]["columns"])
