@@ -220,3 +220,15 @@ def test_only_the_demo_files_under_data_are_not_ignored(project_path, path, igno
         check=False,
     )
     assert (result.returncode == 0) == ignored
+
+
+def test_numbers_written_as_text_get_no_role_and_say_why():
+    frame = pd.DataFrame(
+        {
+            "charges": [f"{v % 40}.5" for v in range(99)] + ["?"],
+            "target": ["a", "b"] * 50,
+        }
+    )
+    profile = infer_profile(frame, "target")
+    assert profile.numeric == [] and "charges" in profile.ignored
+    assert "numbers written as text with ['?']" in profile.ignored["charges"]

@@ -15,6 +15,8 @@ TEXT_MIN_MEDIAN_WORDS = 4
 TEXT_MIN_DISTINCT_SHARE = 0.3
 # A short string column with this share of distinct values names rows (a second id, a name): no role.
 ID_LIKE_DISTINCT_SHARE = 0.95
+# A string column whose values are this share numbers holds numbers written as text (a "?" or " " for missing).
+NUMBERS_AS_TEXT_SHARE = 0.95
 KEY_NAME = re.compile(
     r"(^|[_\s-])(id|key|row|index|no|nr|number|code)$|^id[_\s-]|uuid", re.IGNORECASE
 )
@@ -100,6 +102,13 @@ def _role(values: pd.Series, rows: int) -> tuple[str, str | None]:
         return "flag", None
     if pd.api.types.is_numeric_dtype(values):
         return "numeric", None
+    numbers = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    if numbers.notna().mean() >= NUMBERS_AS_TEXT_SHARE:
+        odd = present[numbers.isna()].astype(str).unique().tolist()[:3]
+        return (
+            "ignored",
+            f"numbers written as text with {odd}: convert those to numbers, then list it as numeric",
+        )
     if _is_text(values):
         return "text", None
     if rows >= 50 and present.nunique() >= ID_LIKE_DISTINCT_SHARE * len(present):

@@ -22,6 +22,8 @@ HOLD_OUT_MAX = 500
 HOLD_OUT_MIN_TABLE = 200
 SCORING_ROWS_SMALL_TABLE = 20
 FLOW_ITEMS = 8
+# Rows the logistic regression that picks the starter scenarios is fitted on, at most.
+CHOOSER_ROWS = 20000
 ATOMIC = "deep_learning_workflow.datasets.atomic"
 
 
@@ -104,6 +106,8 @@ def clearest_rows(
         categorical=profile.categorical,
         text=profile.text,
     )
+    if len(frame) > CHOOSER_ROWS:
+        frame = frame.sample(n=CHOOSER_ROWS, random_state=seed)
     labels = target_labels(frame[profile.target])
     known = frame[labels.notna()]
     labels = labels[labels.notna()].astype(str)
