@@ -168,8 +168,10 @@ def test_an_environment_that_leaves_telco_keys_stops_before_any_node(project_cop
     ):
         assert key in result.stderr
     assert data_state(project_copy) == before
-    problems = "\n".join(check_environment(project_copy, "tix"))
-    assert "params:tuning.study_name" in problems
+    checked = run_kedro(project_copy, "dlw", "check", "--env", "tix")
+    assert checked.returncode != 0
+    assert "params:tuning.study_name" in checked.stderr
+    assert "params:evaluation.report.title" in checked.stderr
 
 
 def test_each_environment_writes_under_its_own_data_root(project_copy):
