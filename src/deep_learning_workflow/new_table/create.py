@@ -117,6 +117,7 @@ def create_environment(
         scoring_batch=(raw / "scoring_batch.parquet").as_posix(),
         scenarios=(raw / "release_scenarios.yml").as_posix(),
         held_back=held_back,
+        delimiter=delimiter,
         scoring_rows=len(scoring),
     )
     conf = {

@@ -25,6 +25,7 @@ class Paths:
     scoring_batch: str
     scenarios: str
     held_back: bool
+    delimiter: str | None
     scoring_rows: int
 
 
@@ -59,7 +60,13 @@ def catalog_text(paths: Paths) -> str:
                 "ParquetDataset",
                 paths.table,
                 f"The table: {paths.source} as read, minus the rows of scoring_batch; written again by new-table. "
-                f"To train on the file itself, point filepath at it (a CSV: {ATOMIC}.CSVDataset).",
+                f"To train on the file itself, point filepath at it (a CSV: {ATOMIC}.CSVDataset"
+                + (
+                    f" with load_args: {{sep: {paths.delimiter!r}}}"
+                    if paths.delimiter not in (None, ",")
+                    else ""
+                )
+                + ").",
             ),
             _dataset(
                 "scoring_batch",
