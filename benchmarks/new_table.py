@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -22,12 +23,13 @@ from pathlib import Path
 
 from common import copy_project
 
+# Table -> (target, its classes as the shipped file has them).
 TABLES = {
-    "cells": "class",
-    "caravan": "Purchase",
-    "hmda": "deny",
-    "hpc_jobs": "class",
-    "stackoverflow": "Remote",
+    "cells": ("class", ["PS", "WS"]),
+    "caravan": ("Purchase", ["No", "Yes"]),
+    "hmda": ("deny", ["no", "yes"]),
+    "hpc_jobs": ("class", ["F", "L", "M", "VF"]),
+    "stackoverflow": ("Remote", ["Not remote", "Remote"]),
 }
 
 
@@ -41,7 +43,7 @@ def kedro(project: Path, *arguments: str) -> subprocess.CompletedProcess:
     )
 
 
-def run_table(name: str, target: str, epochs: int | None) -> dict:
+def run_table(name: str, target: str, classes: list[str], epochs: int | None) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         project = Path(folder)
         copy_project(project)
@@ -58,11 +60,11 @@ def run_table(name: str, target: str, epochs: int | None) -> dict:
         )
         if created.returncode:
             return {"table": name, "error": f"new-table: {created.stderr[-1500:]}"}
-        roles = {
-            line.split()[0]: line.split(None, 1)[1]
-            for line in created.stdout.splitlines()
-            if line.startswith("  ") and len(line.split()) > 1
-        }
+        # The summary's rows: a name and its value, two or more spaces apart.
+        rows = [
+            re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in created.stdout.splitlines()
+        ]
+        roles = {row[0]: row[1] for row in rows if len(row) == 2}
         arguments = ["run", "--env", name]
         if epochs:
             arguments += ["--params", f"modelling.epochs={epochs}"]
@@ -77,6 +79,8 @@ def run_table(name: str, target: str, epochs: int | None) -> dict:
         test = json.loads(
             (project / "data" / name / "08_reporting" / "test_metrics.json").read_text()
         )
+        if test["classes"] != classes:
+            return {"table": name, "error": f"classes {test['classes']}, expected {classes}"}
         metric = gate["primary_metric"]
         baselines = {
             baseline: values["metrics"][metric]["value"]
@@ -101,13 +105,21 @@ def main() -> int:
     parser.add_argument("--tables", nargs="*", default=list(TABLES))
     parser.add_argument("--epochs", type=int, default=None)
     arguments = parser.parse_args()
-    results = [run_table(name, TABLES[name], arguments.epochs) for name in arguments.tables]
+    results = [run_table(name, *TABLES[name], arguments.epochs) for name in arguments.tables]
     errors = 0
     for result in results:
         print(f"\n== {result['table']}")
-        for role in ("key", "target", "positive", "numeric", "categorical", "text", "no"):
+        for role in (
+            "key",
+            "target",
+            "positive class",
+            "numeric",
+            "categorical",
+            "text",
+            "no role",
+        ):
             if role in result.get("roles", {}):
-                print(f"  {role:<12} {result['roles'][role][:160]}")
+                print(f"  {role:<14} {result['roles'][role][:160]}")
         if "error" in result:
             errors += 1
             print(f"  ERROR {result['error']}")
