@@ -221,6 +221,8 @@ def test_only_the_demo_files_under_data_are_not_ignored(project_path, path, igno
         cwd=project_path,
         check=False,
     )
+    if result.returncode not in (0, 1):
+        pytest.skip("not a git checkout: cannot ask git what it ignores")
     assert (result.returncode == 0) == ignored
 
 
