@@ -18,7 +18,7 @@ from deep_learning_workflow.columns import ColumnRoles, target_labels
 from deep_learning_workflow.environments import describe_unset, unset_table_specific_keys
 from deep_learning_workflow.parameters import validate_parameters
 
-from .inference import _is_text
+from .inference import is_text
 from .reading import one_column_hint
 
 TABLE = "raw_customers"
@@ -112,7 +112,7 @@ def check_roles(frame: pd.DataFrame, roles: ColumnRoles) -> list[str]:
             )
     for column in roles.numeric or []:
         if column in frame and not pd.api.types.is_numeric_dtype(frame[column]):
-            kind = "text" if _is_text(frame[column]) else "strings"
+            kind = "text" if is_text(frame[column]) else "strings"
             example = frame[column].dropna().astype(str).head(1).tolist()
             problems.append(
                 f"params:columns.numeric names '{column}', whose values are {kind} (e.g. {example}); move it to "

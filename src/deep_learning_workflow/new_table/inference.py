@@ -54,7 +54,8 @@ class TableProfile:
         return len(self.classes) == 2
 
 
-def _is_text(values: pd.Series) -> bool:
+def is_text(values: pd.Series) -> bool:
+    """Whether a column holds free text: several words at the median, mostly distinct values."""
     strings = values.dropna().astype(str)
     if strings.empty:
         return False
@@ -78,7 +79,7 @@ def _key_candidates(frame: pd.DataFrame, target: str) -> list[str]:
         if column == target or values.isna().any() or not values.is_unique:
             continue
         if pd.api.types.is_integer_dtype(values) or (
-            pd.api.types.is_string_dtype(values) and not _is_text(values)
+            pd.api.types.is_string_dtype(values) and not is_text(values)
         ):
             found.append(column)
     return found
@@ -109,7 +110,7 @@ def _role(values: pd.Series, rows: int) -> tuple[str, str | None]:
             "ignored",
             f"numbers written as text with {odd}: convert those to numbers, then list it as numeric",
         )
-    if _is_text(values):
+    if is_text(values):
         return "text", None
     if rows >= 50 and present.nunique() >= ID_LIKE_DISTINCT_SHARE * len(present):
         return "ignored", "a different value on almost every row (an id or a name)"
