@@ -36,6 +36,16 @@ def parameters(env: str = "base") -> dict[str, Any]:
     return loader["parameters"]
 
 
+def data_root(env: str = "base", project: Path = PROJECT) -> Path:
+    """The folder ``kedro run --env <env>`` writes its outputs under (``globals.data_root``)."""
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        conf_source=str(project / "conf"), base_env="base", default_run_env=env
+    )
+    return project / loader["globals"]["data_root"]
+
+
 def copy_project(destination: Path) -> None:
     """What ``kedro run`` needs in ``destination``: configuration without local, the raw data and an empty src."""
     for name in ("pyproject.toml", ".telemetry"):
@@ -71,7 +81,7 @@ def splits_of_env(
         if run.returncode:
             raise RuntimeError(f"kedro run --env {env} failed:\n{run.stderr[-3000:]}")
         return {
-            name: pd.read_parquet(copy / "data" / "05_model_input" / f"{name}.parquet")
+            name: pd.read_parquet(data_root(env, copy) / "05_model_input" / f"{name}.parquet")
             for name in SPLIT_NAMES
         }
 

@@ -31,8 +31,8 @@ Write such vectors for a workflow run (from the training split's texts only, so 
 or test rows):
 
     kedro run --env reviews --pipelines data_acquisition,data_processing,splitting
-    .venv/bin/python benchmarks/transfer.py --write-vectors data/06_models/pretrained/word_vectors.txt \\
-        --texts data/05_model_input/train.parquet
+    .venv/bin/python benchmarks/transfer.py --write-vectors data/reviews/06_models/pretrained/word_vectors.txt \\
+        --texts data/reviews/05_model_input/train.parquet
 """
 
 from __future__ import annotations
@@ -279,7 +279,9 @@ def main() -> None:
     parser.add_argument("--pretraining", type=int, default=3500)
     parser.add_argument("--labelled", type=int, default=300)
     parser.add_argument("--write-vectors", type=Path, help="write home-made vectors here and stop")
-    parser.add_argument("--texts", type=Path, default=PROJECT / "data/05_model_input/train.parquet")
+    parser.add_argument(
+        "--texts", type=Path, default=PROJECT / "data/reviews/05_model_input/train.parquet"
+    )
     arguments = parser.parse_args()
     if arguments.write_vectors:
         write_vectors(arguments.texts, arguments.write_vectors, _parameters()["seed"])

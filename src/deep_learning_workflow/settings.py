@@ -6,10 +6,12 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+from deep_learning_workflow.environments import TableSpecificKeysHook
 from deep_learning_workflow.hooks import CheckConnectionsHook, ValidateParametersHook
 
-# Hooks of one stage are called last-registered first: parameters are validated before any database is contacted.
-HOOKS = (CheckConnectionsHook(), ValidateParametersHook())
+# Hooks of one stage are called last-registered first: an environment that leaves a Telco-specific key unset stops
+# the run first, then parameters are validated, all before any database is contacted.
+HOOKS = (CheckConnectionsHook(), ValidateParametersHook(), TableSpecificKeysHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
