@@ -21,7 +21,7 @@ from deep_learning_workflow.pipelines.data_acquisition.nodes import (
     fetch_api_records,
     scrape_web_pages,
 )
-from deep_learning_workflow.pipelines.data_acquisition.parameters import HttpSettings
+from deep_learning_workflow.pipelines.data_acquisition.schema import HttpSettings
 
 from .conftest import FAST_HTTP, html_answer, json_answer
 

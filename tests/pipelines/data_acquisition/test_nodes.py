@@ -17,7 +17,7 @@ from deep_learning_workflow.pipelines.data_acquisition.nodes import (
     report_acquisition,
     validate_table,
 )
-from deep_learning_workflow.pipelines.data_acquisition.parameters import AcquisitionParameters
+from deep_learning_workflow.pipelines.data_acquisition.schema import AcquisitionParameters
 
 from .conftest import merge
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
-from .parameters import HttpSettings
+from .schema import HttpSettings
 
 # Query parameters whose values are secrets: provenance records keep their names only.
 SECRET_QUERY_PARAMETERS = frozenset(

@@ -35,7 +35,7 @@ class PortableSQLQueryDataset(SQLQueryDataset):
     Example (catalog)::
 
         raw_billing:
-          type: deep_learning_workflow.pipelines.data_acquisition.sql_dataset.PortableSQLQueryDataset
+          type: deep_learning_workflow.datasets.sql_dataset.PortableSQLQueryDataset
           sql: SELECT * FROM billing WHERE monthly_charges >= :min_charges
           credentials: source_database
           load_args:

@@ -1,0 +1,150 @@
+"""The join of every enabled source onto the public file by the key."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from deep_learning_workflow.columns import ColumnRoles
+from deep_learning_workflow.parameters import parse
+
+from .common import ANNOTATIONS_DATASET, BASE_DATASET, JOINED_SOURCES, content_sha256, settings_of
+
+logger = logging.getLogger(__name__)
+
+
+def _source_summary(dataset: str, frame: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "rows": len(frame),
+        "columns": [str(column) for column in frame.columns],
+        "content_sha256": content_sha256(frame),
+    }
+
+
+def _check_joinable(
+    base: pd.DataFrame, source: pd.DataFrame, name: str, dataset: str, key: str
+) -> None:
+    if key not in source:
+        raise ValueError(
+            f"Source '{name}' ({dataset}) has no key column '{key}' (params:columns.key); it has "
+            f"{list(source.columns)}."
+        )
+    duplicated = source[key].duplicated(keep=False)
+    if duplicated.any():
+        examples = sorted(map(str, source.loc[duplicated, key].unique()))[:5]
+        raise ValueError(
+            f"Source '{name}' ({dataset}) has {int(duplicated.sum())} rows sharing a key '{key}', e.g. "
+            f"{examples}; a source must have at most one row per key."
+        )
+    if source[key].dtype != base[key].dtype:
+        raise ValueError(
+            f"Source '{name}' ({dataset}): key '{key}' has dtype {source[key].dtype} but the base table "
+            f"({BASE_DATASET}) has {base[key].dtype}; make them agree (e.g. the source's dtypes parameter)."
+        )
+
+
+def join_sources(
+    customers: pd.DataFrame,
+    billing: pd.DataFrame,
+    api_records: pd.DataFrame,
+    web_records: pd.DataFrame,
+    crowd_labels: pd.DataFrame,
+    parameters: dict[str, Any],
+    columns: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Left-join the enabled sources onto the public file by the key.
+
+    Joined sources add columns: a column already in the table is an error. The crowd labels instead provide the
+    target: for every base row whose key has an (unflagged) aggregated label, that label replaces the target;
+    other rows keep the base table's target (a missing one when the base table has no target column).
+
+    Args:
+        customers: ``raw_customers``, the base table: every row of it is kept, in its order.
+        billing: ``raw_billing`` (the database).
+        api_records: records of the web API.
+        web_records: records of the web pages.
+        crowd_labels: aggregated crowd labels (key, target).
+        parameters: ``params:data_acquisition``; ``sources.<name>.enabled`` selects the sources.
+        columns: ``params:columns`` (key and target).
+
+    Returns:
+        The joined table (columns in the order of ``data_acquisition.dtypes``, others after them) and a summary
+        per source: rows, columns, content hash, how many base rows it matched.
+
+    Raises:
+        ValueError: naming the source when its key column is missing or repeated, has another dtype, or when a
+            source brings a column the table already has.
+    """
+    settings = settings_of(parameters)
+    roles = parse(ColumnRoles, columns, "columns")
+    key = roles.key
+    enabled = {
+        "database": settings.sources.database.enabled,
+        "api": settings.sources.api.enabled,
+        "web": settings.sources.web.enabled,
+        "crowd": settings.sources.crowd.enabled,
+    }
+    frames = {"database": billing, "api": api_records, "web": web_records}
+    summary: dict[str, Any] = {"base": _source_summary(BASE_DATASET, customers), "sources": {}}
+    if key is None and any(enabled.values()):
+        raise ValueError(
+            "params:columns.key is null, so no source can be joined; set it or disable the sources."
+        )
+    if key is not None and key not in customers:
+        raise ValueError(
+            f"Dataset '{BASE_DATASET}' has no key column '{key}' (params:columns.key); it has "
+            f"{list(customers.columns)}."
+        )
+    table = customers
+    for name, dataset in JOINED_SOURCES.items():
+        if not enabled[name]:
+            summary["sources"][name] = {"dataset": dataset, "enabled": False}
+            continue
+        source = frames[name]
+        _check_joinable(table, source, name, dataset, str(key))
+        clashes = [column for column in source.columns if column != key and column in table]
+        if clashes:
+            raise ValueError(
+                f"Source '{name}' ({dataset}) brings column(s) {clashes} the table already has; drop or rename "
+                "them in that source."
+            )
+        matched = int(table[key].isin(source[key]).sum())
+        if matched < len(table):
+            logger.warning(
+                "Source '%s' matched %d of %d base rows by '%s'.", name, matched, len(table), key
+            )
+        table = table.merge(source, on=key, how="left", sort=False)
+        summary["sources"][name] = {
+            "enabled": True,
+            **_source_summary(dataset, source),
+            "matched_base_rows": matched,
+            "unmatched_source_rows": int((~source[key].isin(customers[key])).sum()),
+        }
+    if enabled["crowd"]:
+        _check_joinable(table, crowd_labels, "crowd", ANNOTATIONS_DATASET, str(key))
+        label = table[key].map(crowd_labels.set_index(key)[roles.target])
+        covered = label.notna()
+        base_target = table[roles.target] if roles.target in table else None
+        replaced = int(
+            (covered & (base_target.ne(label) if base_target is not None else covered)).sum()
+        )
+        table = table.assign(
+            **{roles.target: label if base_target is None else label.where(covered, base_target)}
+        )
+        summary["sources"]["crowd"] = {
+            "enabled": True,
+            "dataset": ANNOTATIONS_DATASET,
+            "rows": len(crowd_labels),
+            "matched_base_rows": int(covered.sum()),
+            "changed_targets": replaced,
+        }
+    else:
+        summary["sources"]["crowd"] = {"dataset": ANNOTATIONS_DATASET, "enabled": False}
+    order = settings.dtypes or {}
+    ordered = [column for column in order if column in table]
+    table = table[ordered + [column for column in table.columns if column not in order]]
+    summary["joined"] = {"rows": len(table), "columns": len(table.columns)}
+    return table, summary

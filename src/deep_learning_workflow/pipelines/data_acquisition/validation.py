@@ -1,0 +1,171 @@
+"""Validation of the joined table: every problem of the table listed in one error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from deep_learning_workflow.columns import ColumnRoles
+from deep_learning_workflow.parameters import parse
+
+from .common import KEY, settings_of
+
+
+def _role_of(column: str, roles: ColumnRoles) -> str:
+    if column == roles.key:
+        return " (the key, params:columns.key)"
+    if column == roles.target:
+        return " (the target, params:columns.target)"
+    return ""
+
+
+def _build_schema(dtypes: Mapping[str, str] | None, roles: ColumnRoles) -> pa.DataFrameSchema:
+    named = {"key": [roles.key] if roles.key else [], "target": [roles.target]}
+    named |= {role: getattr(roles, role) or [] for role in ("numeric", "categorical", "text")}
+    if dtypes is None:
+        # No dtypes configured: the columns params:columns names must be there, with numbers where it says
+        # numeric; any other column passes as read.
+        return _roles_schema(named, roles)
+    unknown = [
+        f"columns.{role} names '{c}'" for role, cs in named.items() for c in cs if c not in dtypes
+    ]
+    if unknown:
+        raise ValueError(
+            f"params:{KEY}.dtypes lists every column of the acquired table, but {'; '.join(unknown)}. "
+            "Add the column to the dtypes or fix params:columns."
+        )
+    schema_columns = {}
+    for column, name in dtypes.items():
+        expected = pd.api.types.pandas_dtype(name)
+        checks = [
+            pa.Check(
+                lambda s, expected=expected: s.dtype == expected,
+                name=f"dtype {name}",
+                error=f"dtype {name}",
+            )
+        ]
+        if column == roles.target:
+            checks.append(
+                pa.Check(
+                    lambda s: s.dropna().nunique() >= 2, name="two classes", error="two classes"
+                )
+            )
+        schema_columns[column] = pa.Column(
+            checks=checks, nullable=column != roles.key, unique=column == roles.key, required=True
+        )
+    return pa.DataFrameSchema(
+        schema_columns,
+        strict=True,
+        checks=[pa.Check(lambda frame: len(frame) > 0, name="not empty", error="not empty")],
+    )
+
+
+def _roles_schema(named: Mapping[str, list[str]], roles: ColumnRoles) -> pa.DataFrameSchema:
+    schema_columns = {}
+    for role, columns in named.items():
+        for column in columns:
+            checks = []
+            if role == "numeric":
+                checks.append(
+                    pa.Check(
+                        pd.api.types.is_numeric_dtype,
+                        name="a number",
+                        error="a number",
+                        element_wise=False,
+                    )
+                )
+            if role == "target":
+                checks.append(
+                    pa.Check(
+                        lambda s: s.dropna().nunique() >= 2, name="two classes", error="two classes"
+                    )
+                )
+            schema_columns[column] = pa.Column(
+                checks=checks,
+                nullable=column != roles.key,
+                unique=column == roles.key,
+                required=True,
+            )
+    return pa.DataFrameSchema(
+        schema_columns,
+        strict=False,
+        checks=[pa.Check(lambda frame: len(frame) > 0, name="not empty", error="not empty")],
+    )
+
+
+def _describe_failures(errors: SchemaErrors, table: pd.DataFrame, roles: ColumnRoles) -> list[str]:
+    cases = errors.failure_cases
+    lines = []
+    for (column, check), group in cases.groupby(
+        [cases["column"].astype(str), cases["check"].astype(str)], sort=False, dropna=False
+    ):
+        values = [str(value) for value in group["failure_case"].tolist()]
+        if check == "column_in_schema":
+            lines.extend(f"extra column '{value}' (not in {KEY}.dtypes)" for value in values)
+        elif check == "column_in_dataframe":
+            lines.extend(f"missing column '{value}'{_role_of(value, roles)}" for value in values)
+        elif check.startswith("dtype "):
+            lines.append(f"column '{column}' has dtype {table[column].dtype}, expected {check[6:]}")
+        elif check == "a number":
+            lines.append(
+                f"column '{column}' (params:columns.numeric) has dtype {table[column].dtype}, expected a "
+                "number"
+            )
+        elif check == "field_uniqueness":
+            unique = sorted(set(values))
+            lines.append(
+                f"duplicate keys in '{column}': {len(unique)} value(s) on {len(values)} rows, e.g. {unique[:5]}"
+            )
+        elif check == "not_nullable":
+            lines.append(
+                f"column '{column}'{_role_of(column, roles)} has {len(values)} missing value(s)"
+            )
+        elif check == "two classes":
+            classes = sorted(map(str, table[column].dropna().unique())) if column in table else []
+            lines.append(
+                f"target '{column}' has {len(classes)} class(es) {classes}; it needs at least two"
+            )
+        elif check == "not empty":
+            lines.append("the table is empty (0 rows)")
+        else:
+            lines.append(f"column '{column}' fails {check}: {values[:5]}")
+    return lines
+
+
+def validate_table(
+    table: pd.DataFrame, parameters: dict[str, Any], columns: dict[str, Any]
+) -> pd.DataFrame:
+    """Check the joined table before anything past ``01_raw`` is written.
+
+    The expected columns and dtypes are ``data_acquisition.dtypes``; the key must be present and unique, the
+    target present with at least two classes, and the table not empty. With ``dtypes`` null, the columns
+    ``params:columns`` names must be present (numeric ones as numbers) and other columns pass as read.
+
+    Args:
+        table: the joined table.
+        parameters: ``params:data_acquisition``.
+        columns: ``params:columns``.
+
+    Returns:
+        The table, unchanged.
+
+    Raises:
+        ValueError: one error listing every violation (missing or extra columns, wrong dtypes, duplicate or
+            missing keys, empty table, missing target or fewer than two classes).
+    """
+    settings = settings_of(parameters)
+    roles = parse(ColumnRoles, columns, "columns")
+    schema = _build_schema(settings.dtypes, roles)
+    try:
+        return schema.validate(table, lazy=True)
+    except SchemaErrors as errors:
+        lines = _describe_failures(errors, table, roles)
+    raise ValueError(
+        f"The acquired table fails validation ({len(lines)} problem(s)); nothing was written:\n"
+        + "\n".join(f"  - {line}" for line in lines)
+        + f"\nFix the sources, or params:{KEY}.dtypes and params:columns if the table is right."
+    )
