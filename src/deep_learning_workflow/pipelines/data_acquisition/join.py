@@ -11,6 +11,8 @@ from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.parameters import parse
 
 from .common import ANNOTATIONS_DATASET, BASE_DATASET, JOINED_SOURCES, content_sha256, settings_of
+from .database import check_database_rows
+from .file import check_base_table
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +83,10 @@ def join_sources(
     settings = settings_of(parameters)
     roles = parse(ColumnRoles, columns, "columns")
     key = roles.key
-    enabled = {
-        "database": settings.sources.database.enabled,
-        "api": settings.sources.api.enabled,
-        "web": settings.sources.web.enabled,
-        "crowd": settings.sources.crowd.enabled,
-    }
-    frames = {"database": billing, "api": api_records, "web": web_records}
-    summary: dict[str, Any] = {"base": _source_summary(BASE_DATASET, customers), "sources": {}}
+    enabled = {name: getattr(settings.sources, name).enabled for name in (*JOINED_SOURCES, "crowd")}
+    check_base_table(customers)
+    if enabled["database"]:
+        check_database_rows(billing)
     if key is None and any(enabled.values()):
         raise ValueError(
             "params:columns.key is null, so no source can be joined; set it or disable the sources."
@@ -98,53 +96,73 @@ def join_sources(
             f"Dataset '{BASE_DATASET}' has no key column '{key}' (params:columns.key); it has "
             f"{list(customers.columns)}."
         )
+    frames = {"database": billing, "api": api_records, "web": web_records}
+    summary: dict[str, Any] = {"base": _source_summary(BASE_DATASET, customers), "sources": {}}
     table = customers
     for name, dataset in JOINED_SOURCES.items():
-        if not enabled[name]:
+        if enabled[name]:
+            table, summary["sources"][name] = _join_source(
+                table, customers, frames[name], name, str(key)
+            )
+        else:
             summary["sources"][name] = {"dataset": dataset, "enabled": False}
-            continue
-        source = frames[name]
-        _check_joinable(table, source, name, dataset, str(key))
-        clashes = [column for column in source.columns if column != key and column in table]
-        if clashes:
-            raise ValueError(
-                f"Source '{name}' ({dataset}) brings column(s) {clashes} the table already has; drop or rename "
-                "them in that source."
-            )
-        matched = int(table[key].isin(source[key]).sum())
-        if matched < len(table):
-            logger.warning(
-                "Source '%s' matched %d of %d base rows by '%s'.", name, matched, len(table), key
-            )
-        table = table.merge(source, on=key, how="left", sort=False)
-        summary["sources"][name] = {
-            "enabled": True,
-            **_source_summary(dataset, source),
-            "matched_base_rows": matched,
-            "unmatched_source_rows": int((~source[key].isin(customers[key])).sum()),
-        }
     if enabled["crowd"]:
-        _check_joinable(table, crowd_labels, "crowd", ANNOTATIONS_DATASET, str(key))
-        label = table[key].map(crowd_labels.set_index(key)[roles.target])
-        covered = label.notna()
-        base_target = table[roles.target] if roles.target in table else None
-        replaced = int(
-            (covered & (base_target.ne(label) if base_target is not None else covered)).sum()
-        )
-        table = table.assign(
-            **{roles.target: label if base_target is None else label.where(covered, base_target)}
-        )
-        summary["sources"]["crowd"] = {
-            "enabled": True,
-            "dataset": ANNOTATIONS_DATASET,
-            "rows": len(crowd_labels),
-            "matched_base_rows": int(covered.sum()),
-            "changed_targets": replaced,
-        }
+        table, summary["sources"]["crowd"] = _apply_crowd_labels(table, crowd_labels, roles)
     else:
         summary["sources"]["crowd"] = {"dataset": ANNOTATIONS_DATASET, "enabled": False}
     order = settings.dtypes or {}
     ordered = [column for column in order if column in table]
     table = table[ordered + [column for column in table.columns if column not in order]]
     summary["joined"] = {"rows": len(table), "columns": len(table.columns)}
+    return table, summary
+
+
+def _join_source(
+    table: pd.DataFrame, customers: pd.DataFrame, source: pd.DataFrame, name: str, key: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Left-join one source's columns onto the table; its summary."""
+    dataset = JOINED_SOURCES[name]
+    _check_joinable(table, source, name, dataset, key)
+    clashes = [column for column in source.columns if column != key and column in table]
+    if clashes:
+        raise ValueError(
+            f"Source '{name}' ({dataset}) brings column(s) {clashes} the table already has; drop or rename "
+            "them in that source."
+        )
+    matched = int(table[key].isin(source[key]).sum())
+    if matched < len(table):
+        logger.warning(
+            "Source '%s' matched %d of %d base rows by '%s'.", name, matched, len(table), key
+        )
+    summary = {
+        "enabled": True,
+        **_source_summary(dataset, source),
+        "matched_base_rows": matched,
+        "unmatched_source_rows": int((~source[key].isin(customers[key])).sum()),
+    }
+    return table.merge(source, on=key, how="left", sort=False), summary
+
+
+def _apply_crowd_labels(
+    table: pd.DataFrame, crowd_labels: pd.DataFrame, roles: ColumnRoles
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Replace the target of every row with an aggregated crowd label; its summary."""
+    key = str(roles.key)
+    _check_joinable(table, crowd_labels, "crowd", ANNOTATIONS_DATASET, key)
+    label = table[key].map(crowd_labels.set_index(key)[roles.target])
+    covered = label.notna()
+    base_target = table[roles.target] if roles.target in table else None
+    replaced = int(
+        (covered & (base_target.ne(label) if base_target is not None else covered)).sum()
+    )
+    table = table.assign(
+        **{roles.target: label if base_target is None else label.where(covered, base_target)}
+    )
+    summary = {
+        "enabled": True,
+        "dataset": ANNOTATIONS_DATASET,
+        "rows": len(crowd_labels),
+        "matched_base_rows": int(covered.sum()),
+        "changed_targets": replaced,
+    }
     return table, summary

@@ -35,30 +35,31 @@ def report_acquisition(
     join_summary: dict[str, Any],
     api_provenance: dict[str, Any],
     web_provenance: dict[str, Any],
-    annotation_report: dict[str, Any],
+    annotation_summary: dict[str, Any],
     deidentification: dict[str, Any],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Gather what the acquisition read and did into one report.
 
     Args:
         join_summary: rows, content hashes and matches per source.
         api_provenance: the web API's provenance record.
         web_provenance: the web pages' provenance record.
-        annotation_report: the crowd labels' agreement report.
+        annotation_summary: the crowd labels' agreement report.
         deidentification: the columns dropped and hashed.
 
     Returns:
-        The acquisition report: per source its provenance, rows and matched base rows; the output table.
+        The acquisition report (per source its provenance, rows and matched base rows; the output table) and
+        the annotation report, written here with it so that a run stopped by validation rewrites neither.
     """
     sources = {name: dict(entry) for name, entry in join_summary["sources"].items()}
     sources["api"]["provenance"] = api_provenance
     sources["web"]["provenance"] = web_provenance
-    if annotation_report.get("enabled"):
+    if annotation_summary.get("enabled"):
         sources["crowd"]["agreement"] = {
-            name: annotation_report[name]
+            name: annotation_summary[name]
             for name in ("fleiss_kappa", "mean_item_agreement", "items", "flagged_items")
         }
-    return {
+    report = {
         "base": join_summary["base"],
         "sources": sources,
         "joined": join_summary["joined"],
@@ -70,3 +71,4 @@ def report_acquisition(
             "columns": deidentification["columns"],
         },
     }
+    return report, annotation_summary

@@ -35,7 +35,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 aggregate_annotations,
                 ["raw_annotations", settings, "params:columns"],
-                ["crowd_labels", "annotation_report"],
+                ["crowd_labels", "annotation_summary"],
                 name="aggregate_annotations",
             ),
             node(
@@ -70,10 +70,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "join_summary",
                     "api_provenance",
                     "web_provenance",
-                    "annotation_report",
+                    "annotation_summary",
                     "deidentification_summary",
                 ],
-                "acquisition_report",
+                ["acquisition_report", "annotation_report"],
                 name="report_acquisition",
             ),
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -109,7 +110,7 @@ def _describe_failures(errors: SchemaErrors, table: pd.DataFrame, roles: ColumnR
         elif check == "column_in_dataframe":
             lines.extend(f"missing column '{value}'{_role_of(value, roles)}" for value in values)
         elif check.startswith("dtype "):
-            lines.append(f"column '{column}' has dtype {table[column].dtype}, expected {check[6:]}")
+            lines.append(_dtype_problem(table[column], check[6:]))
         elif check == "a number":
             lines.append(
                 f"column '{column}' (params:columns.numeric) has dtype {table[column].dtype}, expected a "
@@ -136,6 +137,63 @@ def _describe_failures(errors: SchemaErrors, table: pd.DataFrame, roles: ColumnR
     return lines
 
 
+def _is_integer_name(name: str) -> bool:
+    return pd.api.types.is_integer_dtype(pd.api.types.pandas_dtype(name))
+
+
+def _dtype_problem(values: pd.Series, expected: str) -> str:
+    """Why a column does not have its dtype; for an integer read as float, the values no integer can hold."""
+    problem = f"column '{values.name}' has dtype {values.dtype}, expected {expected}"
+    if _is_integer_name(expected) and pd.api.types.is_float_dtype(values.dtype):
+        missing = int(values.isna().sum())
+        infinite = int(np.isinf(values.to_numpy(dtype=float, na_value=np.nan)).sum())
+        fractional = int(
+            (values.dropna() % 1).pipe(lambda rest: rest[np.isfinite(rest)] != 0).sum()
+        )
+        held = [
+            f"{count} {what}"
+            for count, what in (
+                (missing, "missing (NaN)"),
+                (infinite, "infinite (±inf)"),
+                (fractional, "non-integer"),
+            )
+            if count
+        ]
+        if held:
+            problem += f": it holds {', '.join(held)} value(s), which an integer column cannot hold"
+    return problem
+
+
+def _non_finite_problems(table: pd.DataFrame) -> list[str]:
+    """One line per numeric column holding +inf or -inf (NaN is a missing value, imputed after the split)."""
+    lines = []
+    for column in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[column].dtype) or pd.api.types.is_bool_dtype(
+            table[column].dtype
+        ):
+            continue
+        values = table[column].to_numpy(dtype=float, na_value=np.nan)
+        positive, negative = int(np.isposinf(values).sum()), int(np.isneginf(values).sum())
+        if positive or negative:
+            lines.append(
+                f"column '{column}' has {positive + negative} infinite value(s) ({positive} +inf, "
+                f"{negative} -inf); replace them at the source or with missing values"
+            )
+    return lines
+
+
+def _positive_class_problem(table: pd.DataFrame, roles: ColumnRoles) -> list[str]:
+    if roles.positive_class is None or roles.target not in table:
+        return []
+    classes = sorted(map(str, table[roles.target].dropna().unique()))
+    if roles.positive_class in classes:
+        return []
+    return [
+        f"params:columns.positive_class '{roles.positive_class}' does not occur in target "
+        f"'{roles.target}', whose classes are {classes[:20]}"
+    ]
+
+
 def validate_table(
     table: pd.DataFrame, parameters: dict[str, Any], columns: dict[str, Any]
 ) -> pd.DataFrame:
@@ -155,15 +213,22 @@ def validate_table(
 
     Raises:
         ValueError: one error listing every violation (missing or extra columns, wrong dtypes, duplicate or
-            missing keys, empty table, missing target or fewer than two classes).
+            missing keys, empty table, missing target or fewer than two classes, infinite numbers, a
+            positive class the target lacks).
     """
     settings = settings_of(parameters)
     roles = parse(ColumnRoles, columns, "columns")
     schema = _build_schema(settings.dtypes, roles)
+    lines = []
     try:
-        return schema.validate(table, lazy=True)
+        schema.validate(table, lazy=True)
     except SchemaErrors as errors:
         lines = _describe_failures(errors, table, roles)
+    integers = {c for c, name in (settings.dtypes or {}).items() if _is_integer_name(name)}
+    lines += _non_finite_problems(table.drop(columns=[c for c in integers if c in table]))
+    lines += _positive_class_problem(table, roles)
+    if not lines:
+        return table
     raise ValueError(
         f"The acquired table fails validation ({len(lines)} problem(s)); nothing was written:\n"
         + "\n".join(f"  - {line}" for line in lines)
