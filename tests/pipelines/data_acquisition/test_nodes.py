@@ -156,7 +156,7 @@ def test_validation_lists_every_violation_in_one_error(tiny):
         validate_table(table, tiny(), TINY_COLUMNS)
 
     message = str(error.value)
-    assert "fails validation (6 problem(s)); nothing was written" in message
+    assert "fails validation (7 problem(s)); nothing was written" in message
     for expected in [
         "missing column 'plan'",
         "extra column 'extra' (not in data_acquisition.dtypes)",
@@ -164,6 +164,7 @@ def test_validation_lists_every_violation_in_one_error(tiny):
         "duplicate keys in 'id': 1 value(s) on 2 rows, e.g. ['a']",
         "column 'id' (the key, params:columns.key) has 1 missing value(s)",
         "target 'y' has 1 class(es) ['0']; it needs at least two",
+        "positive_class '1' does not occur in target 'y', whose classes are ['0']",
     ]:
         assert expected in message
 
@@ -307,7 +308,7 @@ def test_report_gathers_provenance_matches_and_agreement(tiny):
         "columns": ["id", "y"],
     }
 
-    report = report_acquisition(summary, api, web, agreement, deidentified)
+    report, annotations = report_acquisition(summary, api, web, agreement, deidentified)
 
     assert report["sources"]["database"]["matched_base_rows"] == 3
     assert report["sources"]["api"]["provenance"] == api
@@ -315,3 +316,4 @@ def test_report_gathers_provenance_matches_and_agreement(tiny):
     assert report["sources"]["crowd"]["agreement"]["fleiss_kappa"] == 0.4
     assert report["acquired_table"] == {"rows": 4, "columns": ["id", "y"]}
     assert report["deidentification"]["hashed"] == ["id"]
+    assert annotations == agreement
