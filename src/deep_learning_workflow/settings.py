@@ -6,10 +6,23 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-from deep_learning_workflow.hooks import CheckConnectionsHook, ValidateParametersHook
+from deep_learning_workflow.hooks import (
+    CheckConnectionsHook,
+    MlflowRunHook,
+    RunLockHook,
+    RunRecordHook,
+    ValidateParametersHook,
+)
 
-# Hooks of one stage are called last-registered first: parameters are validated before any database is contacted.
-HOOKS = (CheckConnectionsHook(), ValidateParametersHook())
+# Hooks of one stage are called last-registered first: parameters are validated, then the outputs locked, then the
+# databases contacted, and only then is MLflow imported and its run started.
+HOOKS = (
+    MlflowRunHook(),
+    RunRecordHook(),
+    CheckConnectionsHook(),
+    RunLockHook(),
+    ValidateParametersHook(),
+)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
 
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.parameters import parse
 
 from .common import KEY, settings_of
+
+if TYPE_CHECKING:  # pandera takes a second to import: only the validation node pays for it
+    import pandera.pandas as pa
+    from pandera.errors import SchemaErrors
 
 
 def _role_of(column: str, roles: ColumnRoles) -> str:
@@ -25,6 +27,8 @@ def _role_of(column: str, roles: ColumnRoles) -> str:
 
 
 def _build_schema(dtypes: Mapping[str, str] | None, roles: ColumnRoles) -> pa.DataFrameSchema:
+    import pandera.pandas as pa
+
     named = {"key": [roles.key] if roles.key else [], "target": [roles.target]}
     named |= {role: getattr(roles, role) or [] for role in ("numeric", "categorical", "text")}
     if dtypes is None:
@@ -66,6 +70,8 @@ def _build_schema(dtypes: Mapping[str, str] | None, roles: ColumnRoles) -> pa.Da
 
 
 def _roles_schema(named: Mapping[str, list[str]], roles: ColumnRoles) -> pa.DataFrameSchema:
+    import pandera.pandas as pa
+
     schema_columns = {}
     for role, columns in named.items():
         for column in columns:
@@ -216,6 +222,8 @@ def validate_table(
             missing keys, empty table, missing target or fewer than two classes, infinite numbers, a
             positive class the target lacks).
     """
+    from pandera.errors import SchemaErrors
+
     settings = settings_of(parameters)
     roles = parse(ColumnRoles, columns, "columns")
     schema = _build_schema(settings.dtypes, roles)
