@@ -1,6 +1,6 @@
 """One writer per output: a run locks the files it will write, so two runs in one project folder cannot mix them.
 
-Each file output of the run gets a lock file under ``data/.run-locks/`` (named by a digest of the output's path),
+Each file output of the run gets a lock file under ``.run-locks/`` in the project folder (named by a digest of the output's path),
 held with ``flock`` for the whole run and holding the owner's pid, start time and command. The operating system
 lets go of a ``flock`` when its process dies, however it dies: a lock left by a killed run is free, and the next
 run takes it over (its record says whose it was). A second run that needs an output held by a live run stops at
@@ -30,7 +30,7 @@ from deep_learning_workflow.processes import current_process, describe, is_alive
 
 logger = logging.getLogger(__name__)
 
-LOCK_FOLDER = Path("data") / ".run-locks"
+LOCK_FOLDER = Path(".run-locks")
 STAGING_MARKER = ".partial-"
 SAY_EVERY_SECONDS = 10.0
 
@@ -55,7 +55,7 @@ class RunLock:
     """The locks of one run's file outputs.
 
     Args:
-        project: the project folder (the lock files live in its ``data/.run-locks``).
+        project: the project folder (the lock files live in its ``.run-locks``).
         outputs: dataset name -> local path of each file the run writes.
         settings: what to do when another run holds one of them.
         sleep: how to wait between attempts.
