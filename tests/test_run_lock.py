@@ -181,9 +181,12 @@ def test_two_kedro_runs_in_one_folder(project_copy):
             time.sleep(0.5)
         else:
             pytest.fail("the first run never took its locks")
-        while not any(run.info.status == "RUNNING" for run in mlflow_runs(project_copy)):
+        # Read MLflow's store only once the first run has made it (two processes creating it would clash).
+        log = project_copy / "info.log"
+        while not (log.exists() and "has started" in log.read_text(errors="replace")):
             assert time.monotonic() < deadline, "the first run never started its MLflow run"
             time.sleep(0.5)
+        assert [run.info.status for run in mlflow_runs(project_copy)] == ["RUNNING"]
 
         second = run_kedro(project_copy, "run", "--env", "test", "--pipelines", "data_acquisition")
         output = " ".join((second.stdout + second.stderr).split())
