@@ -214,10 +214,10 @@ def test_deidentification_drops_and_hashes(tiny):
     table = valid_table().assign(email=["a@x", "b@x", None, "a@x"])
     parameters = tiny(
         dtypes={**TINY_DTYPES, "email": "str"},
-        sensitive={"drop": ["plan"], "hash": ["id", "email"], "salt": SALT},
+        sensitive={"drop": ["plan"], "hash": ["id", "email"]},
     )
 
-    result, summary = deidentify_table(table, parameters, TINY_COLUMNS)
+    result, summary = deidentify_table(table, SALT, parameters, TINY_COLUMNS)
 
     assert list(result.columns) == ["id", "y", "x", "email"]
     expected = hmac.new(SALT.encode(), b"a", hashlib.sha256).hexdigest()
@@ -236,7 +236,7 @@ def test_deidentification_drops_and_hashes(tiny):
 
 def test_deidentification_defaults_change_nothing(tiny):
     table = valid_table()
-    result, summary = deidentify_table(table, tiny(), TINY_COLUMNS)
+    result, summary = deidentify_table(table, None, tiny(), TINY_COLUMNS)
     pd.testing.assert_frame_equal(result, table)
     assert summary["dropped"] == [] and summary["hashed"] == [] and summary["method"] is None
 
@@ -248,13 +248,22 @@ def test_deidentification_defaults_change_nothing(tiny):
             {"drop": ["phone"]},
             r"sensitive names \['phone'\], which the acquired table does not have",
         ),
-        ({"hash": ["y"], "salt": SALT}, r"names the target 'y'"),
+        ({"hash": ["y"]}, r"names the target 'y'"),
         ({"drop": ["id"]}, r"sensitive.drop names the key 'id'"),
     ],
 )
 def test_deidentification_errors(tiny, sensitive, match):
     with pytest.raises(ValueError, match=match):
-        deidentify_table(valid_table(), tiny(sensitive=sensitive), TINY_COLUMNS)
+        deidentify_table(valid_table(), SALT, tiny(sensitive=sensitive), TINY_COLUMNS)
+
+
+@pytest.mark.parametrize("salt", [None, "", "short"])
+def test_hashing_without_a_salt_in_the_credentials_stops(tiny, salt):
+    with pytest.raises(
+        ValueError, match=r"salt of at least 16 characters in the credentials"
+    ) as error:
+        deidentify_table(valid_table(), salt, tiny(sensitive={"hash": ["id"]}), TINY_COLUMNS)
+    assert "conf/local/credentials.yml" in str(error.value)
 
 
 def test_the_base_parameters_are_valid(base_parameters, columns):
@@ -269,8 +278,8 @@ def test_the_base_parameters_are_valid(base_parameters, columns):
     ("overrides", "match"),
     [
         (
-            {"sensitive": {"hash": ["customer_id"], "salt": "short"}},
-            r"salt of at least 16 characters",
+            {"sensitive": {"hash": ["customer_id"], "salt": "a-salt-that-is-long-enough"}},
+            r"sensitive.salt is a secret and no longer a parameter",
         ),
         ({"sources": {"api": {"enabled": True}}}, r"sources.api.url is required"),
         (

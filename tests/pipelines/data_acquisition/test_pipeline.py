@@ -34,8 +34,11 @@ def raw(catalog_config, sqlite_credentials) -> dict[str, pd.DataFrame]:
     return {name: catalog.load(name) for name in RAW}
 
 
-def run(raw: dict[str, pd.DataFrame], parameters: dict, columns: dict) -> DataCatalog:
+def run(
+    raw: dict[str, pd.DataFrame], parameters: dict, columns: dict, salt: str | None = None
+) -> DataCatalog:
     datasets = {name: MemoryDataset(frame) for name, frame in raw.items()}
+    datasets["deidentification_salt"] = MemoryDataset(salt)
     datasets |= {
         "params:data_acquisition": MemoryDataset(parameters),
         "params:columns": MemoryDataset(columns),
@@ -97,10 +100,10 @@ def test_every_source_on_joins_labels_and_pseudonymises(raw, serve, settings, co
             "crowd": {"enabled": True},
         },
         dtypes={"satisfaction": "float64", "stars": "float64"},
-        sensitive={"hash": ["customer_id"], "drop": ["female"], "salt": salt},
+        sensitive={"hash": ["customer_id"], "drop": ["female"]},
     )
 
-    catalog = run(raw, parameters, columns)
+    catalog = run(raw, parameters, columns, salt)
 
     acquired = catalog.load("acquired_table")
     report = catalog.load("acquisition_report")
@@ -144,6 +147,7 @@ def test_nothing_is_saved_when_acquisition_fails(raw, settings, columns):
     datasets["raw_billing"] = MemoryDataset(
         pd.concat([raw["raw_billing"], raw["raw_billing"].iloc[:1]])
     )
+    datasets["deidentification_salt"] = MemoryDataset(None)
     datasets |= {
         "params:data_acquisition": MemoryDataset(settings()),
         "params:columns": MemoryDataset(columns),

@@ -12,6 +12,7 @@ from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.parameters import parse
 
 from .common import KEY, settings_of
+from .schema import MIN_SALT_LENGTH, SALT_CREDENTIALS
 
 
 def pseudonymise(values: pd.Series, salt: str) -> pd.Series:
@@ -28,21 +29,35 @@ def pseudonymise(values: pd.Series, salt: str) -> pd.Series:
     return pd.Series(digests, index=values.index, name=values.name, dtype="str")
 
 
+def check_salt(salt: str | None) -> str:
+    """The HMAC key of ``sensitive.hash``, or a clear error when the credentials lack a long enough one."""
+    if not isinstance(salt, str) or len(salt) < MIN_SALT_LENGTH:
+        raise ValueError(
+            f"{KEY}.sensitive.hash needs a secret salt of at least {MIN_SALT_LENGTH} characters in the "
+            f"credentials ({SALT_CREDENTIALS}); nothing was written. Put one in conf/local/credentials.yml "
+            '(git-ignored), e.g. the output of `python -c "import secrets; print(secrets.token_hex(32))"`:\n'
+            "  deidentification:\n    salt: <that value>"
+        )
+    return salt
+
+
 def deidentify_table(
-    table: pd.DataFrame, parameters: dict[str, Any], columns: dict[str, Any]
+    table: pd.DataFrame, salt: str | None, parameters: dict[str, Any], columns: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Drop or hash the columns of ``data_acquisition.sensitive``.
 
     Args:
         table: the validated table.
-        parameters: ``params:data_acquisition`` (``sensitive.drop``, ``sensitive.hash``, ``sensitive.salt``).
+        salt: ``deidentification_salt``, the HMAC key from the credentials (only needed with ``sensitive.hash``).
+        parameters: ``params:data_acquisition`` (``sensitive.drop``, ``sensitive.hash``).
         columns: ``params:columns``: the target can be neither dropped nor hashed, the key not dropped.
 
     Returns:
         The acquired table and what was done (for the acquisition report).
 
     Raises:
-        ValueError: when a sensitive column is not in the table or is the target (or a dropped key).
+        ValueError: when a sensitive column is not in the table or is the target (or a dropped key), or when
+            ``sensitive.hash`` is set and the credentials hold no salt.
     """
     sensitive = settings_of(parameters).sensitive
     roles = parse(ColumnRoles, columns, "columns")
@@ -64,8 +79,9 @@ def deidentify_table(
         )
     result = table.drop(columns=sensitive.drop)
     if sensitive.hash:
+        key = check_salt(salt)
         result = result.assign(
-            **{column: pseudonymise(result[column], sensitive.salt) for column in sensitive.hash}
+            **{column: pseudonymise(result[column], key) for column in sensitive.hash}
         )
     summary = {
         "dropped": list(sensitive.drop),

@@ -60,7 +60,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 deidentify_table,
-                ["validated_table", settings, "params:columns"],
+                ["validated_table", "deidentification_salt", settings, "params:columns"],
                 ["acquired_table", "deidentification_summary"],
                 name="deidentify_table",
             ),

@@ -6,7 +6,7 @@ Which sources feed the acquired table is configuration: each entry of ``sources`
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import (
@@ -22,6 +22,8 @@ from pydantic import (
 from deep_learning_workflow.parameters import Parameters, register
 
 MIN_SALT_LENGTH = 16
+# Where the HMAC key of sensitive.hash lives: credentials entry "deidentification", key "salt".
+SALT_CREDENTIALS = "deidentification.salt"
 
 
 def _pandas_dtype(name: str) -> str:
@@ -200,25 +202,28 @@ class Sensitive(Parameters):
     """Columns de-identified before the acquired table is written.
 
     Hashing is pseudonymisation, not anonymisation: the same value always gets the same HMAC-SHA256 digest under
-    the same salt, so rows stay linkable, and anyone holding the salt can test guesses.
+    the same salt, so rows stay linkable, and anyone holding the salt can test guesses. The salt is a secret, so it
+    lives in the credentials (``deidentification.salt``), not here: parameters are logged to MLflow.
     """
 
     drop: list[str] = Field(default_factory=list)
     hash: list[str] = Field(default_factory=list)
-    salt: str = Field(
-        "", description="Secret key of the HMAC; set it in conf/local (git-ignored) for real data"
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_salt(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "salt" in data:
+            raise ValueError(
+                "sensitive.salt is a secret and no longer a parameter (parameters are logged to MLflow): move it "
+                f"to {SALT_CREDENTIALS} in conf/local/credentials.yml and delete it from the parameters"
+            )
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Sensitive:
         both = sorted(set(self.drop) & set(self.hash))
         if both:
             raise ValueError(f"sensitive.drop and sensitive.hash both name {both}; choose one")
-        if self.hash and len(self.salt) < MIN_SALT_LENGTH:
-            raise ValueError(
-                f"sensitive.hash needs a salt of at least {MIN_SALT_LENGTH} characters "
-                "(set data_acquisition.sensitive.salt in conf/local/parameters.yml)"
-            )
         return self
 
 
