@@ -64,6 +64,8 @@ def failing_run(project: Path, port: int, monkeypatch) -> str:
     ):
         assert f"{name}: " in output, output[-3000:]
         assert f"{user}:***@127.0.0.1:{port}/{database}" in output, output[-3000:]
+    # the credentials file of the environment the run used, not conf/local's
+    assert "(conf/leak/credentials.yml)" in output, output[-3000:]
     return output
 
 
