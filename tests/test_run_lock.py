@@ -151,22 +151,14 @@ def test_two_kedro_runs_in_one_folder(project_copy):
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     url = f"http://127.0.0.1:{silent.getsockname()[1]}/never"
+    (project_copy / "conf" / "test" / "catalog_hold.yml").write_text(
+        "api_source:\n"
+        "  type: deep_learning_workflow.datasets.web_api.WebAPIDataset\n"
+        f"  url: {url}\n"
+        "  http: {timeout_seconds: 600, max_retries: 0}\n"
+    )
     first = subprocess.Popen(
-        [
-            *(
-                sys.executable,
-                "-m",
-                "kedro",
-                "run",
-                "--env",
-                "test",
-                "--pipelines",
-                "data_acquisition",
-            ),
-            "--params",
-            f"data_acquisition.sources.api.enabled=true,data_acquisition.sources.api.url={url},"
-            "data_acquisition.http.timeout_seconds=600,data_acquisition.http.max_retries=0",
-        ],
+        [sys.executable, "-m", "kedro", "run", "--env", "test", "--pipelines", "data_acquisition"],
         cwd=project_copy,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -197,6 +189,7 @@ def test_two_kedro_runs_in_one_folder(project_copy):
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         silent.close()
+        (project_copy / "conf" / "test" / "catalog_hold.yml").unlink()
 
     third = run_kedro(project_copy, "run", "--env", "test", "--pipelines", "data_acquisition")
 

@@ -20,7 +20,7 @@ from deep_learning_workflow.pipelines.data_acquisition import create_pipeline
 
 from .conftest import json_answer
 
-RAW = ("raw_customers", "raw_billing", "raw_annotations")
+RAW = ("raw_customers", "raw_billing", "raw_annotations", "api_source", "web_source")
 WRITTEN = ("acquired_table", "acquisition_report", "annotation_report")
 
 
@@ -113,11 +113,13 @@ def test_infinite_values_from_the_web_api(
 ):
     body = '{"items": [{"customer_id": "C00001", "score": Infinity}, {"customer_id": "C00002", "score": 1.5}]}'
     api = serve(lambda handler: json_answer(body if "page=1&" in handler.path else '{"items": []}'))
-    parameters = settings(
-        sources={"api": {"enabled": True, "url": f"{api.url}/c", "dtypes": {"score": "float64"}}},
-        dtypes={"score": "float64"},
+    parameters = settings(dtypes={"score": "float64"})
+    catalog = catalog_for(
+        catalog_config,
+        billing_copy[1],
+        tmp_path,
+        api_source={"url": f"{api.url}/c", "dtypes": {"score": "float64"}},
     )
-    catalog = catalog_for(catalog_config, billing_copy[1], tmp_path)
 
     message = run_to_failure(catalog, parameters, columns, tmp_path)
 

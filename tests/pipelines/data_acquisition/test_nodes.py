@@ -62,7 +62,7 @@ def join(parameters, customers=None, database=None, api=EMPTY, web=EMPTY, crowd=
 
 def test_join_keeps_every_base_row_in_order_and_counts_matches(tiny):
     api = pd.DataFrame({"id": ["a", "c"], "score": [0.5, 0.7]})
-    parameters = tiny(sources={"api": {"enabled": True, "url": "http://127.0.0.1/x"}})
+    parameters = tiny()
 
     table, summary = join(parameters, api=api)
 
@@ -73,7 +73,7 @@ def test_join_keeps_every_base_row_in_order_and_counts_matches(tiny):
     assert database["rows"] == 4
     assert database["matched_base_rows"] == 3 and database["unmatched_source_rows"] == 1
     assert summary["sources"]["api"]["matched_base_rows"] == 2
-    assert summary["sources"]["web"] == {"dataset": "web_records", "enabled": False}
+    assert summary["sources"]["web"] == {"dataset": "web_source", "enabled": False}
     assert summary["base"]["rows"] == 4 and len(summary["base"]["content_sha256"]) == 64
     assert summary["joined"] == {"rows": 4, "columns": 5}
 
@@ -269,7 +269,6 @@ def test_hashing_without_a_salt_in_the_credentials_stops(tiny, salt):
 def test_the_base_parameters_are_valid(base_parameters, columns):
     validate_parameters({"data_acquisition": base_parameters, "columns": columns})
     settings = parse(AcquisitionParameters, base_parameters, "data_acquisition")
-    assert not settings.sources.api.enabled and not settings.sources.web.enabled
     assert not settings.sources.crowd.enabled and settings.sources.database.enabled
     assert list(settings.dtypes)[:2] == [columns["key"], columns["target"]]
 
@@ -281,12 +280,15 @@ def test_the_base_parameters_are_valid(base_parameters, columns):
             {"sensitive": {"hash": ["customer_id"], "salt": "a-salt-that-is-long-enough"}},
             r"sensitive.salt is a secret and no longer a parameter",
         ),
-        ({"sources": {"api": {"enabled": True}}}, r"sources.api.url is required"),
         (
-            {"sources": {"web": {"enabled": True, "urls": ["http://h/p"]}}},
-            r"exactly one of table_selector",
+            {"sources": {"api": {"enabled": True}}},
+            r"sources.api is not a parameter: that source is the catalog entry api_source",
         ),
-        ({"http": {"timeout_seconds": 0}}, r"data_acquisition.http.timeout_seconds"),
+        (
+            {"sources": {"web": {"urls": ["http://h/p"]}}},
+            r"sources.web is not a parameter: that source is the catalog entry web_source",
+        ),
+        ({"http": {"timeout_seconds": 0}}, r"http belongs to the catalog entries api_source"),
         ({"dtypes": {"customer_id": "text"}}, r"'text' is not a pandas dtype"),
         ({"sources": {"ftp": {"enabled": True}}}, r"data_acquisition.sources.ftp: Extra inputs"),
     ],
@@ -300,8 +302,8 @@ def test_report_gathers_provenance_matches_and_agreement(tiny):
     _, summary = join(
         tiny(sources={"crowd": {"enabled": True}}), crowd=pd.DataFrame({"id": ["a"], "y": ["1"]})
     )
-    api = {"enabled": False, "source": "data_acquisition.sources.api", "rows": 0}
-    web = {"enabled": True, "source": "data_acquisition.sources.web", "rows": 2, "sha256": "0" * 64}
+    api = {"enabled": False, "source": "api_source", "rows": 0}
+    web = {"enabled": True, "source": "web_source", "rows": 2, "sha256": "0" * 64}
     agreement = {
         "enabled": True,
         "fleiss_kappa": 0.4,

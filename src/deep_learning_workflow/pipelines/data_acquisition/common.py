@@ -1,4 +1,4 @@
-"""What every acquisition module shares: the parameter keys, the dataset names and the cast of a source's table."""
+"""What every acquisition module shares: the parameter key, the dataset names and a table's digest."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from deep_learning_workflow.parameters import parse
 from .schema import AcquisitionParameters
 
 KEY = "data_acquisition"
-API = f"{KEY}.sources.api"
-WEB = f"{KEY}.sources.web"
-# The sources joined as columns: source name (data_acquisition.sources.<name>) -> dataset name.
-JOINED_SOURCES = {"database": "raw_billing", "api": "api_records", "web": "web_records"}
+# The sources joined as columns: source name -> dataset name.
+JOINED_SOURCES = {"database": "raw_billing", "api": "api_source", "web": "web_source"}
 BASE_DATASET = "raw_customers"
 ANNOTATIONS_DATASET = "raw_annotations"
 
@@ -33,17 +31,3 @@ def content_sha256(frame: pd.DataFrame) -> str:
     if len(frame.columns):
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
-
-
-def cast_columns(
-    frame: pd.DataFrame, dtypes: Mapping[str, str], where: str, key: str
-) -> pd.DataFrame:
-    missing = [column for column in dtypes if column not in frame]
-    if missing:
-        raise ValueError(
-            f"{where} has no column {missing} named in {key}.dtypes; it has {list(frame.columns)}."
-        )
-    try:
-        return frame.astype(dict(dtypes))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{where}: cannot cast to {key}.dtypes {dict(dtypes)}: {error}") from None

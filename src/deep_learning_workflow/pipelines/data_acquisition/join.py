@@ -66,10 +66,11 @@ def join_sources(
     Args:
         customers: ``raw_customers``, the base table: every row of it is kept, in its order.
         billing: ``raw_billing`` (the database).
-        api_records: records of the web API.
-        web_records: records of the web pages.
+        api_records: records of the web API (no columns when ``api_source`` has no URL).
+        web_records: records of the web pages (no columns when ``web_source`` has no URL).
         crowd_labels: aggregated crowd labels (key, target).
-        parameters: ``params:data_acquisition``; ``sources.<name>.enabled`` selects the sources.
+        parameters: ``params:data_acquisition``; ``sources.<name>.enabled`` switches the database and the crowd
+            labels.
         columns: ``params:columns`` (key and target).
 
     Returns:
@@ -83,7 +84,13 @@ def join_sources(
     settings = settings_of(parameters)
     roles = parse(ColumnRoles, columns, "columns")
     key = roles.key
-    enabled = {name: getattr(settings.sources, name).enabled for name in (*JOINED_SOURCES, "crowd")}
+    # The web sources are on when their catalog entry names a URL; an off one loads a table without columns.
+    enabled = {
+        "database": settings.sources.database.enabled,
+        "api": len(api_records.columns) > 0,
+        "web": len(web_records.columns) > 0,
+        "crowd": settings.sources.crowd.enabled,
+    }
     check_base_table(customers)
     if enabled["database"]:
         check_database_rows(billing)

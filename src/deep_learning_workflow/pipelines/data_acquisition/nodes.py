@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from .api import fetch_api_records
+from .api import read_api_source
 from .crowd import aggregate_annotations, fleiss_kappa
 from .deidentify import deidentify_table, pseudonymise
 from .join import join_sources
 from .validation import validate_table
-from .web_pages import scrape_web_pages
+from .web_pages import read_web_source
 
 __all__ = [
     "aggregate_annotations",
     "deidentify_table",
-    "fetch_api_records",
     "fleiss_kappa",
     "join_sources",
     "pseudonymise",
+    "read_api_source",
+    "read_web_source",
     "report_acquisition",
-    "scrape_web_pages",
     "validate_table",
 ]
 

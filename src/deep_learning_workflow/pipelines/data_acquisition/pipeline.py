@@ -7,10 +7,10 @@ from kedro.pipeline import Pipeline, node
 from .nodes import (
     aggregate_annotations,
     deidentify_table,
-    fetch_api_records,
     join_sources,
+    read_api_source,
+    read_web_source,
     report_acquisition,
-    scrape_web_pages,
     validate_table,
 )
 
@@ -21,16 +21,16 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
-                fetch_api_records,
-                settings,
+                read_api_source,
+                "api_source",
                 ["api_records", "api_provenance"],
-                name="fetch_api_records",
+                name="read_api_source",
             ),
             node(
-                scrape_web_pages,
-                settings,
+                read_web_source,
+                "web_source",
                 ["web_records", "web_provenance"],
-                name="scrape_web_pages",
+                name="read_web_source",
             ),
             node(
                 aggregate_annotations,
