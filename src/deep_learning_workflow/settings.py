@@ -7,11 +7,25 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 from deep_learning_workflow.environments import TableSpecificKeysHook
-from deep_learning_workflow.hooks import CheckConnectionsHook, ValidateParametersHook
+from deep_learning_workflow.hooks import (
+    CheckConnectionsHook,
+    MlflowRunHook,
+    RunLockHook,
+    RunRecordHook,
+    ValidateParametersHook,
+)
 
 # Hooks of one stage are called last-registered first: an environment that leaves a Telco-specific key unset stops
-# the run first, then parameters are validated, all before any database is contacted.
-HOOKS = (CheckConnectionsHook(), ValidateParametersHook(), TableSpecificKeysHook())
+# the run first, then parameters are validated, then the outputs locked, then the databases contacted, and only
+# then is MLflow imported and its run started.
+HOOKS = (
+    MlflowRunHook(),
+    RunRecordHook(),
+    CheckConnectionsHook(),
+    RunLockHook(),
+    ValidateParametersHook(),
+    TableSpecificKeysHook(),
+)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -128,10 +128,10 @@ def columns(project_path) -> dict:
 
 @pytest.fixture
 def settings(base_parameters) -> Callable[..., dict]:
-    """``params:data_acquisition`` with fast HTTP settings and the given overrides."""
+    """``params:data_acquisition`` with the given overrides."""
 
     def build(**overrides: Any) -> dict:
-        return merge(merge(base_parameters, {"http": FAST_HTTP}), overrides)
+        return merge(base_parameters, overrides)
 
     return build
 

@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from kedro.io import DataCatalog, DatasetError
 from kedro.pipeline import Pipeline, node
 
-from deep_learning_workflow.hooks import CheckConnectionsHook
-from deep_learning_workflow.pipelines.data_acquisition.sql_dataset import (
+from deep_learning_workflow.datasets.sql_dataset import (
     CONNECT_TIMEOUT_SECONDS,
     PortableSQLQueryDataset,
 )
+from deep_learning_workflow.hooks import CheckConnectionsHook
 from tests.fake_postgres import PasswordRefusingServer
 
 SENTINEL = "S3ntinel-Pa55"

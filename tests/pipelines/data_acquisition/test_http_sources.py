@@ -10,20 +10,64 @@ from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pytest
+from kedro.io import DatasetError
 
-from deep_learning_workflow.pipelines.data_acquisition.http_client import (
+from deep_learning_workflow.datasets.http_client import (
     HttpClient,
+    HttpSettings,
     HttpSourceError,
     RateLimiter,
     redact_url,
 )
+from deep_learning_workflow.datasets.web_api import WebAPIDataset
+from deep_learning_workflow.datasets.web_pages import WebPagesDataset
 from deep_learning_workflow.pipelines.data_acquisition.nodes import (
-    fetch_api_records,
-    scrape_web_pages,
+    read_api_source,
+    read_web_source,
 )
-from deep_learning_workflow.pipelines.data_acquisition.parameters import HttpSettings
 
-from .conftest import FAST_HTTP, html_answer, json_answer
+from .conftest import FAST_HTTP, html_answer, json_answer, merge
+
+
+@pytest.fixture
+def settings(catalog_config):
+    """The catalog entries api_source and web_source of conf/base, fast HTTP settings and the given overrides."""
+
+    def build(sources: dict | None = None) -> dict:
+        entries = {}
+        for name in ("api", "web"):
+            entry = {
+                key: value
+                for key, value in catalog_config[f"{name}_source"].items()
+                if key not in ("type", "metadata")
+            }
+            entries[name] = merge(entry, {"http": FAST_HTTP, **(sources or {}).get(name, {})})
+        return entries
+
+    return build
+
+
+def load(dataset: WebAPIDataset | WebPagesDataset):
+    """Load as the catalog does; the source's own error is raised (Kedro wraps it in a DatasetError whose message
+    ends with the source's)."""
+    try:
+        return dataset.load()
+    except DatasetError as error:
+        if error.__cause__ is None:
+            raise
+        assert str(error.__cause__) in str(error)
+        raise error.__cause__ from None
+
+
+def fetch_api_records(config: dict) -> tuple[pd.DataFrame, dict]:
+    """Load ``api_source`` as the catalog would, then run its node."""
+    return read_api_source(load(WebAPIDataset(**config)))
+
+
+def scrape_web_pages(config: dict) -> tuple[pd.DataFrame, dict]:
+    """Load ``web_source`` as the catalog would, then run its node."""
+    return read_web_source(load(WebPagesDataset(**config)))
+
 
 RECORDS = [
     {
@@ -36,7 +80,7 @@ RECORDS = [
 
 
 def api_settings(settings, url: str, **api) -> dict:
-    return settings(sources={"api": {"enabled": True, "url": url, **api}})
+    return settings(sources={"api": {"url": url, **api}})["api"]
 
 
 def paged_app(handler):
@@ -130,7 +174,7 @@ def test_api_gives_up_after_the_bounded_retries(serve, settings):
 
     assert len(server.paths) == FAST_HTTP["max_retries"] + 1
     assert f"{server.url}/customers" in str(error.value)
-    assert "data_acquisition.sources.api" in str(error.value)
+    assert "api_source" in str(error.value)
 
 
 def test_backoff_doubles_and_is_bounded():
@@ -200,21 +244,15 @@ def test_api_records_in_the_wrong_place_or_too_many_pages(serve, settings):
     endless = api_settings(
         settings, f"{server.url}/c", records_path="results", paging={"max_pages": 3}
     )
-    with pytest.raises(
-        ValueError, match=r"still more pages after 3; raise data_acquisition.sources.api.paging"
-    ):
+    with pytest.raises(ValueError, match=r"still more pages after 3; raise api_source.paging"):
         fetch_api_records(endless)
 
 
 def test_disabled_sources_return_nothing_and_say_so(settings):
     for node, source in ((fetch_api_records, "api"), (scrape_web_pages, "web")):
-        frame, provenance = node(settings())
-        assert frame.empty
-        assert provenance == {
-            "enabled": False,
-            "source": f"data_acquisition.sources.{source}",
-            "rows": 0,
-        }
+        frame, provenance = node(settings()[source])
+        assert frame.empty and len(frame.columns) == 0
+        assert provenance == {"enabled": False, "source": f"{source}_source", "rows": 0}
 
 
 def test_rate_limiter_spaces_calls():
@@ -283,7 +321,7 @@ def site(pages: dict[str, str], robots: str | None = ROBOTS_ALLOW):
 
 
 def web_settings(settings, urls: list[str], **web) -> dict:
-    return settings(sources={"web": {"enabled": True, "urls": urls, **web}})
+    return settings(sources={"web": {"urls": urls, **web}})["web"]
 
 
 TABLE_SOURCE = {
@@ -406,3 +444,18 @@ def test_web_items_whose_field_vanished_is_a_clear_error(serve, settings):
         ValueError, match=r"no value for field 'customer_id' in any item \(selector '.id'\)"
     ):
         scrape_web_pages(parameters)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "settings", "match"),
+    [
+        (WebAPIDataset, {"url": "ftp://h/x"}, r"must be an http:// or https:// URL"),
+        (WebAPIDataset, {"url": None, "paging": {"style": "pages"}}, r"paging.style"),
+        (WebAPIDataset, {"url": None, "http": {"timeout_seconds": 0}}, r"http.timeout_seconds"),
+        (WebPagesDataset, {"urls": ["http://h/p"]}, r"exactly one of table_selector"),
+        (WebPagesDataset, {"urls": [], "colour": "red"}, r"colour"),
+    ],
+)
+def test_bad_catalog_settings_are_rejected_when_the_catalog_is_built(dataset, settings, match):
+    with pytest.raises(DatasetError, match=match):
+        dataset(**settings)

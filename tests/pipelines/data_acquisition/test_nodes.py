@@ -17,7 +17,7 @@ from deep_learning_workflow.pipelines.data_acquisition.nodes import (
     report_acquisition,
     validate_table,
 )
-from deep_learning_workflow.pipelines.data_acquisition.parameters import AcquisitionParameters
+from deep_learning_workflow.pipelines.data_acquisition.schema import AcquisitionParameters
 
 from .conftest import merge
 
@@ -62,7 +62,7 @@ def join(parameters, customers=None, database=None, api=EMPTY, web=EMPTY, crowd=
 
 def test_join_keeps_every_base_row_in_order_and_counts_matches(tiny):
     api = pd.DataFrame({"id": ["a", "c"], "score": [0.5, 0.7]})
-    parameters = tiny(sources={"api": {"enabled": True, "url": "http://127.0.0.1/x"}})
+    parameters = tiny()
 
     table, summary = join(parameters, api=api)
 
@@ -73,7 +73,7 @@ def test_join_keeps_every_base_row_in_order_and_counts_matches(tiny):
     assert database["rows"] == 4
     assert database["matched_base_rows"] == 3 and database["unmatched_source_rows"] == 1
     assert summary["sources"]["api"]["matched_base_rows"] == 2
-    assert summary["sources"]["web"] == {"dataset": "web_records", "enabled": False}
+    assert summary["sources"]["web"] == {"dataset": "web_source", "enabled": False}
     assert summary["base"]["rows"] == 4 and len(summary["base"]["content_sha256"]) == 64
     assert summary["joined"] == {"rows": 4, "columns": 5}
 
@@ -156,7 +156,7 @@ def test_validation_lists_every_violation_in_one_error(tiny):
         validate_table(table, tiny(), TINY_COLUMNS)
 
     message = str(error.value)
-    assert "fails validation (6 problem(s)); nothing was written" in message
+    assert "fails validation (7 problem(s)); nothing was written" in message
     for expected in [
         "missing column 'plan'",
         "extra column 'extra' (not in data_acquisition.dtypes)",
@@ -164,6 +164,7 @@ def test_validation_lists_every_violation_in_one_error(tiny):
         "duplicate keys in 'id': 1 value(s) on 2 rows, e.g. ['a']",
         "column 'id' (the key, params:columns.key) has 1 missing value(s)",
         "target 'y' has 1 class(es) ['0']; it needs at least two",
+        "positive_class '1' does not occur in target 'y', whose classes are ['0']",
     ]:
         assert expected in message
 
@@ -213,10 +214,10 @@ def test_deidentification_drops_and_hashes(tiny):
     table = valid_table().assign(email=["a@x", "b@x", None, "a@x"])
     parameters = tiny(
         dtypes={**TINY_DTYPES, "email": "str"},
-        sensitive={"drop": ["plan"], "hash": ["id", "email"], "salt": SALT},
+        sensitive={"drop": ["plan"], "hash": ["id", "email"]},
     )
 
-    result, summary = deidentify_table(table, parameters, TINY_COLUMNS)
+    result, summary = deidentify_table(table, SALT, parameters, TINY_COLUMNS)
 
     assert list(result.columns) == ["id", "y", "x", "email"]
     expected = hmac.new(SALT.encode(), b"a", hashlib.sha256).hexdigest()
@@ -235,7 +236,7 @@ def test_deidentification_drops_and_hashes(tiny):
 
 def test_deidentification_defaults_change_nothing(tiny):
     table = valid_table()
-    result, summary = deidentify_table(table, tiny(), TINY_COLUMNS)
+    result, summary = deidentify_table(table, None, tiny(), TINY_COLUMNS)
     pd.testing.assert_frame_equal(result, table)
     assert summary["dropped"] == [] and summary["hashed"] == [] and summary["method"] is None
 
@@ -247,19 +248,27 @@ def test_deidentification_defaults_change_nothing(tiny):
             {"drop": ["phone"]},
             r"sensitive names \['phone'\], which the acquired table does not have",
         ),
-        ({"hash": ["y"], "salt": SALT}, r"names the target 'y'"),
+        ({"hash": ["y"]}, r"names the target 'y'"),
         ({"drop": ["id"]}, r"sensitive.drop names the key 'id'"),
     ],
 )
 def test_deidentification_errors(tiny, sensitive, match):
     with pytest.raises(ValueError, match=match):
-        deidentify_table(valid_table(), tiny(sensitive=sensitive), TINY_COLUMNS)
+        deidentify_table(valid_table(), SALT, tiny(sensitive=sensitive), TINY_COLUMNS)
+
+
+@pytest.mark.parametrize("salt", [None, "", "short"])
+def test_hashing_without_a_salt_in_the_credentials_stops(tiny, salt):
+    with pytest.raises(
+        ValueError, match=r"salt of at least 16 characters in the credentials"
+    ) as error:
+        deidentify_table(valid_table(), salt, tiny(sensitive={"hash": ["id"]}), TINY_COLUMNS)
+    assert "conf/local/credentials.yml" in str(error.value)
 
 
 def test_the_base_parameters_are_valid(base_parameters, columns):
     validate_parameters({"data_acquisition": base_parameters, "columns": columns})
     settings = parse(AcquisitionParameters, base_parameters, "data_acquisition")
-    assert not settings.sources.api.enabled and not settings.sources.web.enabled
     assert not settings.sources.crowd.enabled and settings.sources.database.enabled
     assert list(settings.dtypes)[:2] == [columns["key"], columns["target"]]
 
@@ -268,15 +277,18 @@ def test_the_base_parameters_are_valid(base_parameters, columns):
     ("overrides", "match"),
     [
         (
-            {"sensitive": {"hash": ["customer_id"], "salt": "short"}},
-            r"salt of at least 16 characters",
+            {"sensitive": {"hash": ["customer_id"], "salt": "a-salt-that-is-long-enough"}},
+            r"sensitive.salt is a secret and no longer a parameter",
         ),
-        ({"sources": {"api": {"enabled": True}}}, r"sources.api.url is required"),
         (
-            {"sources": {"web": {"enabled": True, "urls": ["http://h/p"]}}},
-            r"exactly one of table_selector",
+            {"sources": {"api": {"enabled": True}}},
+            r"sources.api is not a parameter: that source is the catalog entry api_source",
         ),
-        ({"http": {"timeout_seconds": 0}}, r"data_acquisition.http.timeout_seconds"),
+        (
+            {"sources": {"web": {"urls": ["http://h/p"]}}},
+            r"sources.web is not a parameter: that source is the catalog entry web_source",
+        ),
+        ({"http": {"timeout_seconds": 0}}, r"http belongs to the catalog entries api_source"),
         ({"dtypes": {"customer_id": "text"}}, r"'text' is not a pandas dtype"),
         ({"sources": {"ftp": {"enabled": True}}}, r"data_acquisition.sources.ftp: Extra inputs"),
     ],
@@ -290,8 +302,8 @@ def test_report_gathers_provenance_matches_and_agreement(tiny):
     _, summary = join(
         tiny(sources={"crowd": {"enabled": True}}), crowd=pd.DataFrame({"id": ["a"], "y": ["1"]})
     )
-    api = {"enabled": False, "source": "data_acquisition.sources.api", "rows": 0}
-    web = {"enabled": True, "source": "data_acquisition.sources.web", "rows": 2, "sha256": "0" * 64}
+    api = {"enabled": False, "source": "api_source", "rows": 0}
+    web = {"enabled": True, "source": "web_source", "rows": 2, "sha256": "0" * 64}
     agreement = {
         "enabled": True,
         "fleiss_kappa": 0.4,
@@ -307,7 +319,7 @@ def test_report_gathers_provenance_matches_and_agreement(tiny):
         "columns": ["id", "y"],
     }
 
-    report = report_acquisition(summary, api, web, agreement, deidentified)
+    report, annotations = report_acquisition(summary, api, web, agreement, deidentified)
 
     assert report["sources"]["database"]["matched_base_rows"] == 3
     assert report["sources"]["api"]["provenance"] == api
@@ -315,3 +327,4 @@ def test_report_gathers_provenance_matches_and_agreement(tiny):
     assert report["sources"]["crowd"]["agreement"]["fleiss_kappa"] == 0.4
     assert report["acquired_table"] == {"rows": 4, "columns": ["id", "y"]}
     assert report["deidentification"]["hashed"] == ["id"]
+    assert annotations == agreement

@@ -9,10 +9,12 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from deep_learning_workflow.datasets.web_api import WebAPIDataset
+from deep_learning_workflow.datasets.web_pages import WebPagesDataset
 from deep_learning_workflow.pipelines.data_acquisition import create_pipeline
 from deep_learning_workflow.pipelines.data_acquisition.nodes import pseudonymise
 
-from .conftest import html_answer, json_answer
+from .conftest import FAST_HTTP, html_answer, json_answer
 
 RAW = ("raw_customers", "raw_billing", "raw_annotations")
 OUTPUTS = ("acquired_table", "acquisition_report", "annotation_report")
@@ -34,8 +36,17 @@ def raw(catalog_config, sqlite_credentials) -> dict[str, pd.DataFrame]:
     return {name: catalog.load(name) for name in RAW}
 
 
-def run(raw: dict[str, pd.DataFrame], parameters: dict, columns: dict) -> DataCatalog:
+def run(
+    raw: dict[str, pd.DataFrame],
+    parameters: dict,
+    columns: dict,
+    salt: str | None = None,
+    **sources: WebAPIDataset | WebPagesDataset,
+) -> DataCatalog:
     datasets = {name: MemoryDataset(frame) for name, frame in raw.items()}
+    datasets["deidentification_salt"] = MemoryDataset(salt)
+    datasets["api_source"] = sources.get("api_source") or WebAPIDataset(url=None)
+    datasets["web_source"] = sources.get("web_source") or WebPagesDataset(urls=[])
     datasets |= {
         "params:data_acquisition": MemoryDataset(parameters),
         "params:columns": MemoryDataset(columns),
@@ -84,23 +95,21 @@ def test_every_source_on_joins_labels_and_pseudonymises(raw, serve, settings, co
               <tr><td>C00001</td><td>5</td></tr><tr><td>C07043</td><td>1</td></tr></table>"""
     web = serve(lambda handler: html_answer(page) if handler.path == "/reviews" else (404, {}, b""))
     salt = "test-salt-for-pseudonyms"
+    api_source = WebAPIDataset(url=f"{api.url}/customers", records_path="items", http=FAST_HTTP)
+    web_source = WebPagesDataset(
+        urls=[f"{web.url}/reviews"],
+        table_selector="table.reviews",
+        rename={"customer": "customer_id", "stars": "stars"},
+        dtypes={"stars": "float64"},
+        http=FAST_HTTP,
+    )
     parameters = settings(
-        sources={
-            "api": {"enabled": True, "url": f"{api.url}/customers"},
-            "web": {
-                "enabled": True,
-                "urls": [f"{web.url}/reviews"],
-                "table_selector": "table.reviews",
-                "rename": {"customer": "customer_id", "stars": "stars"},
-                "dtypes": {"stars": "float64"},
-            },
-            "crowd": {"enabled": True},
-        },
+        sources={"crowd": {"enabled": True}},
         dtypes={"satisfaction": "float64", "stars": "float64"},
-        sensitive={"hash": ["customer_id"], "drop": ["female"], "salt": salt},
+        sensitive={"hash": ["customer_id"], "drop": ["female"]},
     )
 
-    catalog = run(raw, parameters, columns)
+    catalog = run(raw, parameters, columns, salt, api_source=api_source, web_source=web_source)
 
     acquired = catalog.load("acquired_table")
     report = catalog.load("acquisition_report")
@@ -144,6 +153,9 @@ def test_nothing_is_saved_when_acquisition_fails(raw, settings, columns):
     datasets["raw_billing"] = MemoryDataset(
         pd.concat([raw["raw_billing"], raw["raw_billing"].iloc[:1]])
     )
+    datasets["deidentification_salt"] = MemoryDataset(None)
+    datasets["api_source"] = WebAPIDataset(url=None)
+    datasets["web_source"] = WebPagesDataset(urls=[])
     datasets |= {
         "params:data_acquisition": MemoryDataset(settings()),
         "params:columns": MemoryDataset(columns),

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from kedro.io import DataCatalog, DatasetError
 
-from deep_learning_workflow.pipelines.data_acquisition.sql_dataset import (
+from deep_learning_workflow.datasets.sql_dataset import (
     REBUILD_COMMAND,
     PortableSQLQueryDataset,
 )

@@ -7,10 +7,10 @@ from kedro.pipeline import Pipeline, node
 from .nodes import (
     aggregate_annotations,
     deidentify_table,
-    fetch_api_records,
     join_sources,
+    read_api_source,
+    read_web_source,
     report_acquisition,
-    scrape_web_pages,
     validate_table,
 )
 
@@ -21,21 +21,21 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
-                fetch_api_records,
-                settings,
+                read_api_source,
+                "api_source",
                 ["api_records", "api_provenance"],
-                name="fetch_api_records",
+                name="read_api_source",
             ),
             node(
-                scrape_web_pages,
-                settings,
+                read_web_source,
+                "web_source",
                 ["web_records", "web_provenance"],
-                name="scrape_web_pages",
+                name="read_web_source",
             ),
             node(
                 aggregate_annotations,
                 ["raw_annotations", settings, "params:columns"],
-                ["crowd_labels", "annotation_report"],
+                ["crowd_labels", "annotation_summary"],
                 name="aggregate_annotations",
             ),
             node(
@@ -60,7 +60,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 deidentify_table,
-                ["validated_table", settings, "params:columns"],
+                ["validated_table", "deidentification_salt", settings, "params:columns"],
                 ["acquired_table", "deidentification_summary"],
                 name="deidentify_table",
             ),
@@ -70,10 +70,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "join_summary",
                     "api_provenance",
                     "web_provenance",
-                    "annotation_report",
+                    "annotation_summary",
                     "deidentification_summary",
                 ],
-                "acquisition_report",
+                ["acquisition_report", "annotation_report"],
                 name="report_acquisition",
             ),
         ]

@@ -7,6 +7,7 @@ Training itself is the modelling pipeline's :func:`~deep_learning_workflow.model
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import socket
@@ -39,6 +40,9 @@ from .schema import Choice, FloatRange, IntRange, PrunerParams, SamplerParams, T
 # queued again), so the cap counts trials that produced a result or are producing one.
 _BUDGET_STATES = ("COMPLETE", "PRUNED", "RUNNING")
 _POLL_SECONDS = 1.0
+# How often a worker waiting for other workers' trials says what it is waiting for.
+_SAY_EVERY_SECONDS = 10.0
+logger = logging.getLogger(__name__)
 
 
 def direction_of(metric: str) -> str:
@@ -172,7 +176,43 @@ def open_study(
         load_if_exists=True,
     )
     check_objectives(study, metric, tuning, storage.location)
+    warn_sqlite_workers(study, storage.location)
     return study
+
+
+def _live_and_stale_trials(study: Any) -> tuple[list[Any], set[int]]:
+    """The running trials, and the ids of those whose heartbeat is stale (empty without heartbeats)."""
+    running = study.get_trials(deepcopy=False, states=_states(("RUNNING",)))
+    stale_ids: set[int] = set()
+    storage = study._storage
+    if running and getattr(storage, "get_heartbeat_interval", lambda: None)():
+        stale_ids = set(storage._get_stale_trial_ids(study._study_id))
+    return running, stale_ids
+
+
+def warn_sqlite_workers(study: Any, location: str) -> bool:
+    """Warn when a SQLite study already has a trial a live worker is running: SQLite is for one process.
+
+    Returns:
+        Whether it warned.
+    """
+    if not location.startswith("sqlite"):
+        return False
+    running, stale_ids = _live_and_stale_trials(study)
+    live = [trial.number for trial in running if trial._trial_id not in stale_ids]
+    if not live:
+        return False
+    logger.warning(
+        "Another worker is running trial(s) %s of study '%s' on the SQLite storage %s. SQLite is for one "
+        "process: several workers on it wait on its file lock and may fail with 'database is locked'. For "
+        "several workers on one machine use a journal file (tuning_storage con: journal:///path/to/study.log), "
+        "across machines PostgreSQL (see conf/base/catalog_tuning.yml). If that worker was killed, its trial is "
+        "failed and run again once its heartbeat is stale.",
+        live,
+        study.study_name,
+        location,
+    )
+    return True
 
 
 def suggest(
@@ -408,11 +448,40 @@ def run_trials(
             return
 
 
-def _wait_for_other_workers(study: Any) -> None:
-    """Wait until no trial runs, so the selection sees every result; dead workers' trials end by heartbeat."""
-    while _count(study, ("RUNNING",)):
-        time.sleep(_POLL_SECONDS)
+def _wait_for_other_workers(study: Any, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Wait until no trial runs, so the selection sees every result; dead workers' trials end by heartbeat.
+
+    Every ``_SAY_EVERY_SECONDS`` it logs which trials it waits for and how long they have run.
+    """
+    said: float | None = None
+    while running := study.get_trials(deepcopy=False, states=_states(("RUNNING",))):
+        if said is None or time.monotonic() - said >= _SAY_EVERY_SECONDS:
+            logger.info(_waiting_message(study, running))
+            said = time.monotonic()
+        sleep(_POLL_SECONDS)
         _fail_stale_trials(study)
+
+
+def _waiting_message(study: Any, running: list[Any]) -> str:
+    now = time.time()
+    described = [
+        f"trial {trial.number} (running for {now - trial.datetime_start.timestamp():.0f} s)"
+        if trial.datetime_start
+        else f"trial {trial.number}"
+        for trial in running[:5]
+    ]
+    interval = getattr(study._storage, "get_heartbeat_interval", lambda: None)()
+    ending = (
+        f"A trial whose worker sends no heartbeat (every {interval} s) is failed after the grace period and "
+        "run again."
+        if interval
+        else "Without heartbeats (tuning_storage heartbeat_interval: null) a dead worker's trial is never "
+        "ended: stop this worker and fail the trial by hand."
+    )
+    return (
+        f"Waiting for {len(running)} trial(s) of study '{study.study_name}' that other workers are running: "
+        f"{', '.join(described)}. {ending}"
+    )
 
 
 def completed_trials(study: Any) -> list[Any]:

@@ -1,4 +1,4 @@
-"""The HTTP client of the web API and web page sources.
+"""The HTTP client of the web API and web page datasets (``web_api``, ``web_pages``).
 
 One client per source and run: time-outs on every request, bounded retries with exponential back-off on connection
 errors, time-outs, HTTP 429 and 5xx (``Retry-After`` honoured up to the back-off bound), a rate limit over all of
@@ -13,12 +13,12 @@ import time
 import urllib.robotparser
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+import pandas as pd
 import requests
-
-from .parameters import HttpSettings
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 # Query parameters whose values are secrets: provenance records keep their names only.
 SECRET_QUERY_PARAMETERS = frozenset(
@@ -36,6 +36,60 @@ SECRET_QUERY_PARAMETERS = frozenset(
     }
 )
 REDACTED = "REDACTED"
+
+
+class HttpSettings(BaseModel):
+    """How a web source talks to servers: the ``http`` argument of its catalog entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_seconds: PositiveFloat = Field(
+        10.0, description="Connect and read time-out of each request"
+    )
+    max_retries: NonNegativeInt = Field(
+        3, le=10, description="Retries after a connection error, a time-out, HTTP 429 or 5xx"
+    )
+    backoff_seconds: NonNegativeFloat = Field(
+        0.5, description="First wait before a retry; doubles at each retry"
+    )
+    backoff_max_seconds: NonNegativeFloat = Field(
+        8.0, description="Upper bound of any wait before a retry, Retry-After included"
+    )
+    max_requests_per_second: PositiveFloat = Field(
+        2.0, description="Rate limit over all requests of a source"
+    )
+    user_agent: str = Field(
+        "deep-learning-workflow",
+        min_length=1,
+        description="Sent to servers and matched in robots.txt",
+    )
+
+
+class SourceRead(NamedTuple):
+    """What a web source dataset loads: the records and the provenance record of the responses they came from."""
+
+    records: pd.DataFrame
+    provenance: dict[str, Any]
+
+
+def disabled_source(source: str) -> SourceRead:
+    """What a web source whose catalog entry names no URL loads: no columns, and a provenance record saying so."""
+    return SourceRead(pd.DataFrame(), {"enabled": False, "source": source, "rows": 0})
+
+
+def cast_columns(
+    frame: pd.DataFrame, dtypes: Mapping[str, str], where: str, key: str
+) -> pd.DataFrame:
+    """``frame`` cast to ``dtypes``, naming the missing columns or the failed cast."""
+    missing = [column for column in dtypes if column not in frame]
+    if missing:
+        raise ValueError(
+            f"{where} has no column {missing} named in {key}.dtypes; it has {list(frame.columns)}."
+        )
+    try:
+        return frame.astype(dict(dtypes))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: cannot cast to {key}.dtypes {dict(dtypes)}: {error}") from None
 
 
 class HttpSourceError(RuntimeError):
@@ -86,8 +140,8 @@ class HttpClient:
     """GET with time-outs, retries, back-off, a rate limit and provenance; use it as a context manager.
 
     Args:
-        settings: ``data_acquisition.http``.
-        source: the parameter key of the source (``data_acquisition.sources.api`` ...), named in errors.
+        settings: the ``http`` settings of the source's catalog entry.
+        source: the catalog name of the source (``api_source``, ``web_source``), named in errors.
         session: a ``requests.Session`` to use instead of a new one.
         sleep: how to wait between retries.
     """
@@ -151,7 +205,7 @@ class HttpClient:
                 self._sleep(self.backoff(attempt, retry_after))
         raise HttpSourceError(
             f"{self.source}: GET {redact_url(url)} failed {attempts} time(s), last: {problem}. Check that the "
-            f"server is up and the URL in {self.source} is right; data_acquisition.http sets time-outs and retries."
+            f"server is up and the URL in {self.source} is right; {self.source}.http sets time-outs and retries."
         )
 
     def get_ok(self, url: str, params: Mapping[str, Any] | None = None) -> requests.Response:
@@ -219,8 +273,3 @@ class HttpClient:
             "rows": rows,
             "sha256": self._digest.hexdigest(),
         }
-
-
-def disabled_provenance(source: str) -> dict[str, Any]:
-    """The provenance record of a source switched off in parameters."""
-    return {"enabled": False, "source": source, "rows": 0}

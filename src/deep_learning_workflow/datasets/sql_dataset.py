@@ -35,12 +35,16 @@ class PortableSQLQueryDataset(SQLQueryDataset):
     Example (catalog)::
 
         raw_billing:
-          type: deep_learning_workflow.pipelines.data_acquisition.sql_dataset.PortableSQLQueryDataset
+          type: deep_learning_workflow.datasets.sql_dataset.PortableSQLQueryDataset
           sql: SELECT * FROM billing WHERE monthly_charges >= :min_charges
           credentials: source_database
           load_args:
             params: {min_charges: 0}
     """
+
+    # Where the run's credentials come from, named in errors; the run sets it for its environment
+    # (deep_learning_workflow.hooks.CheckConnectionsHook).
+    credentials_file = "conf/local/credentials.yml"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -63,7 +67,7 @@ class PortableSQLQueryDataset(SQLQueryDataset):
             reason = scrub(str(error), self._connection_str)
         raise DatasetError(
             f"The credentials' con {self._where()} is not a database URL SQLAlchemy can read ({reason}). Write it "
-            "as dialect+driver://user:password@host:port/database in conf/local/credentials.yml."
+            f"as dialect+driver://user:password@host:port/database in {self.credentials_file}."
         )
 
     def _cannot_connect(self, error: Exception) -> DatasetError:
@@ -71,7 +75,7 @@ class PortableSQLQueryDataset(SQLQueryDataset):
         reason_text = scrub(reason[0] if reason else type(error).__name__, self._connection_str)
         return DatasetError(
             f"Could not read the query's result from {self._where()}: {reason_text}. Check that the database is "
-            "reachable and has the queried table, and the credentials' con (conf/local/credentials.yml)."
+            f"reachable and has the queried table, and the credentials' con ({self.credentials_file})."
         )
 
     def check_connection(self) -> None:
@@ -103,7 +107,7 @@ class PortableSQLQueryDataset(SQLQueryDataset):
             raise DatasetError(
                 f"The SQLite database file '{database}' does not exist (from the credentials' con "
                 f"{self._where()}). Rebuild the demo database with `{REBUILD_COMMAND}` from the project "
-                "folder, or point the credentials at your database in conf/local/credentials.yml."
+                f"folder, or point the credentials at your database in {self.credentials_file}."
             )
 
     def load(self) -> pd.DataFrame:
