@@ -197,7 +197,10 @@ def test_mlp_parity(train, rows, tmp_path):
     assert assert_parity(model, train, rows) == "numpy"
 
 
-def test_seed_ensemble_of_heads_averaged_parity(train, rows, tmp_path):
+def seed_ensemble(
+    train: pd.DataFrame, roles: ColumnRoles, seeds: list[int], **modelling: Any
+) -> Any:
+    """One preprocessor, one trained head per seed (functional models called as layers), ``Average``."""
     from deep_learning_workflow.columns import resolve_roles, target_classes
     from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
     from deep_learning_workflow.pipelines.modelling.training import (
@@ -205,28 +208,58 @@ def test_seed_ensemble_of_heads_averaged_parity(train, rows, tmp_path):
         fit_preprocessing,
     )
 
-    params = ModellingParams(text={"max_tokens": 500, "output_sequence_length": 16})
-    roles = resolve_roles(train, ROLES, "train")
+    params = ModellingParams(**modelling)
+    roles = resolve_roles(train, roles, "train")
     preprocessing = fit_preprocessing(train, roles, params)
     classes = target_classes(train[roles.target])
     labels = train[roles.target].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
     heads = []
-    for seed in (11, 12):
+    for seed in seeds:
         keras.utils.set_random_seed(seed)
         parts = build_model_parts(preprocessing, roles, params, len(classes))
         parts.model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
         parts.model.fit(to_model_inputs(train, roles), labels, epochs=1, verbose=0)
         # Each head under a name of its own, as the ensemble's members.
-        heads.append((parts, keras.Model(parts.head.input, parts.head.output, name=f"head_{seed}")))
-    first = heads[0][0]
+        heads.append(keras.Model(parts.head.input, parts.head.output, name=f"head_{seed}"))
     inputs = {
-        name: keras.Input(shape=(1,), dtype=t.dtype, name=name)
-        for name, t in first.model.input.items()
+        name: keras.Input(shape=(1,), dtype=tensor.dtype, name=name)
+        for name, tensor in parts.model.input.items()
     }
-    prepared = first.preprocessor(inputs)
-    average = keras.layers.Average(name="ensemble")([head(prepared) for _, head in heads])
-    ensemble = saved_and_loaded(keras.Model(inputs, average, name="seed_ensemble"), tmp_path)
-    assert assert_parity(ensemble, train, rows) == "numpy"
+    prepared = parts.preprocessor(inputs)
+    average = keras.layers.Average(name="ensemble")([head(prepared) for head in heads])
+    return keras.Model(inputs, average, name="seed_ensemble")
+
+
+def test_seed_ensemble_with_text_parity(train, rows, tmp_path):
+    model = seed_ensemble(
+        train, ROLES, [11, 12], text={"max_tokens": 500, "output_sequence_length": 16}
+    )
+    assert assert_parity(saved_and_loaded(model, tmp_path), train, rows) == "numpy"
+
+
+def test_seed_ensemble_heads_share_one_folded_first_layer(tmp_path):
+    from deep_learning_workflow.inference.folded import FirstLayer
+    from tests.service.bundles import TELCO_ROLES, telco_frame
+
+    train, rows = telco_frame(900, seed=3), telco_frame(300, seed=4)
+    rows["contract"] = rows["contract"].astype(object)
+    rows.loc[rows.index[::3], "contract"] = "Ten years"
+    rows.loc[rows.index[1::4], "tenure"] = np.nan
+    model = saved_and_loaded(seed_ensemble(train, TELCO_ROLES, [1, 2, 3]), tmp_path)
+    schema = bundle_metadata(model, train, TELCO_ROLES)["schema"]
+    engine = compile_engine(model, probe_columns(schema), engine="numpy")
+    assert sum(isinstance(step.op, FirstLayer) for step in engine.forward.steps) == 1
+    inputs = to_model_inputs(rows, TELCO_ROLES)
+    expected = np.asarray(model.predict(inputs, verbose=0), dtype=np.float64)
+    columns = {name: values.tolist() for name, values in inputs.items()}
+    single = np.vstack(
+        [
+            engine.forward({name: values[i : i + 1] for name, values in columns.items()})
+            for i in range(len(rows))
+        ]
+    )
+    np.testing.assert_allclose(engine.forward(columns), expected, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(single, expected, rtol=RTOL, atol=ATOL)
 
 
 def family_inputs(train: pd.DataFrame) -> tuple[dict[str, Any], list[Any], list[Any]]:

@@ -83,6 +83,7 @@ class Forward:
             if (
                 step.mask is not None
                 or step.args != [previous]
+                or len(step.outputs) != 1
                 or isinstance(step.op, TabulatedLookup)
             ):
                 return None
@@ -107,7 +108,8 @@ class Forward:
                 values[outputs[0]] = op(*args)
 
             return run_lists
-        if isinstance(op, TabulatedLookup):
+        if isinstance(op, TabulatedLookup) or len(outputs) > 1:
+            # An op with several outputs (a tabulated lookup, a split) returns one value per output slot.
             (source,) = step.args
 
             def run_table(values: list[Any]) -> None:

@@ -222,3 +222,15 @@ class Add:
         for value in values[1:]:
             total = total + value
         return total
+
+
+class Split:
+    """Columns of one matrix cut into consecutive parts of the given widths (the heads of merged ``Dense`` layers)."""
+
+    def __init__(self, widths: list[int]) -> None:
+        self.bounds = np.cumsum([0, *widths]).tolist()
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(
+            x[:, start:stop] for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+        )

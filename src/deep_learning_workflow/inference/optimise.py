@@ -19,7 +19,18 @@ import numpy as np
 from .activations import FLOAT
 from .folded import FirstLayer, TabulatedLookup
 from .forward import Forward, Step, step_inputs
-from .ops import Apply, BatchNorm, Clip, Concat, Dense, Identity, Impute, MissingFlag, Normalize
+from .ops import (
+    Apply,
+    BatchNorm,
+    Clip,
+    Concat,
+    Dense,
+    Identity,
+    Impute,
+    MissingFlag,
+    Normalize,
+    Split,
+)
 from .text import LookupIndex
 
 
@@ -266,9 +277,81 @@ def _fold_first_layer(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
     return Forward(forward.inputs, kept, forward.output, forward.slots)
 
 
+# Activations that act on each unit alone, so Dense layers with one of them can share a matrix product.
+_UNITWISE = {
+    "linear",
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "swish",
+}
+
+
+def _merge_parallel_dense(forward: Forward) -> Forward:
+    """``Dense`` layers reading the same tensor (the first layers of an ensemble's heads) become one ``Dense``
+    over their side-by-side kernels, split back into each layer's output: one matrix product instead of N, and
+    the first-layer fold then applies to it."""
+    readers: dict[int, list[Step]] = {}
+    for step in forward.steps:
+        op = step.op
+        if (
+            type(op) is Dense
+            and len(step.args) == 1
+            and not isinstance(step.args[0], list)
+            and step.mask is None
+            and op.activation_name in _UNITWISE
+        ):
+            readers.setdefault(step.args[0], []).append(step)
+    steps, slots = list(forward.steps), forward.slots
+    for slot, group in readers.items():
+        activations = {step.op.activation_name for step in group}
+        if len(group) < 2 or len(activations) != 1:
+            continue
+        kernel = np.hstack([step.op.kernel for step in group])
+        bias = np.concatenate(
+            [
+                step.op.bias
+                if step.op.bias is not None
+                else np.zeros(step.op.kernel.shape[1], dtype=FLOAT)
+                for step in group
+            ]
+        )
+        merged_slot, slots = slots, slots + 1
+        merged = Step(
+            Dense(kernel, bias, activations.pop()),
+            [slot],
+            None,
+            [merged_slot],
+            "+".join(s.name for s in group),
+        )
+        split = Step(
+            Split([step.op.kernel.shape[1] for step in group]),
+            [merged_slot],
+            None,
+            [step.outputs[0] for step in group],
+            f"split {merged.name}",
+        )
+        position = min(steps.index(step) for step in group)
+        members = {id(step) for step in group}
+        steps = [
+            *[s for s in steps[:position] if id(s) not in members],
+            merged,
+            split,
+            *[s for s in steps[position:] if id(s) not in members],
+        ]
+    return Forward(forward.inputs, steps, forward.output, slots)
+
+
 def optimise(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
     """The compile-time rewrites that make single records cheap (each keeps the outputs, up to float rounding)."""
     forward = _tabulate_lookups(forward)
     forward = _drop_identities(forward)
     forward = _fold_affine(forward)
+    forward = _merge_parallel_dense(forward)
     return _fold_first_layer(forward, probe)
