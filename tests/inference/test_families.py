@@ -21,6 +21,7 @@ from keras import ops
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.datasets import load_keras_model
 from deep_learning_workflow.inference import compile_engine, probe_columns
+from deep_learning_workflow.inference.folded import FirstLayer
 from deep_learning_workflow.inference.layers import (
     batch_ensemble_dense,
     member_heads,
@@ -172,7 +173,7 @@ def saved_and_loaded(model: Any, folder) -> Any:
     return load_keras_model(str(path), compile=False)
 
 
-def assert_parity(model: Any, train: pd.DataFrame, rows: pd.DataFrame) -> str:
+def assert_parity(model: Any, train: pd.DataFrame, rows: pd.DataFrame) -> Any:
     """The fast path's outputs equal the model's, batched and one record at a time; returns the engine."""
     schema = bundle_metadata(model, train, ROLES)["schema"]
     engine = compile_engine(model, probe_columns(schema), engine="numpy")
@@ -189,12 +190,12 @@ def assert_parity(model: Any, train: pd.DataFrame, rows: pd.DataFrame) -> str:
     assert expected.shape == (len(rows), 2) and np.isfinite(expected).all()
     np.testing.assert_allclose(batch, expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(single, expected, rtol=RTOL, atol=ATOL)
-    return engine.name
+    return engine
 
 
 def test_mlp_parity(train, rows, tmp_path):
     model = saved_and_loaded(train_model(train, ROLES, seed=5), tmp_path)
-    assert assert_parity(model, train, rows) == "numpy"
+    assert assert_parity(model, train, rows).name == "numpy"
 
 
 def seed_ensemble(
@@ -234,11 +235,10 @@ def test_seed_ensemble_with_text_parity(train, rows, tmp_path):
     model = seed_ensemble(
         train, ROLES, [11, 12], text={"max_tokens": 500, "output_sequence_length": 16}
     )
-    assert assert_parity(saved_and_loaded(model, tmp_path), train, rows) == "numpy"
+    assert assert_parity(saved_and_loaded(model, tmp_path), train, rows).name == "numpy"
 
 
 def test_seed_ensemble_heads_share_one_folded_first_layer(tmp_path):
-    from deep_learning_workflow.inference.folded import FirstLayer
     from tests.service.bundles import TELCO_ROLES, telco_frame
 
     train, rows = telco_frame(900, seed=3), telco_frame(300, seed=4)
@@ -307,7 +307,7 @@ def test_plr_mlp_parity(train, rows, tmp_path):
     hidden = keras.layers.Dense(16, activation="relu", name="hidden_1")(features)
     outputs = keras.layers.Dense(2, activation="softmax", name="probabilities")(hidden)
     model = saved_and_loaded(keras.Model(inputs, outputs, name="plr_mlp"), tmp_path)
-    assert assert_parity(model, train, rows) == "numpy"
+    assert assert_parity(model, train, rows).name == "numpy"
 
 
 def test_tabm_parity(train, rows, tmp_path):
@@ -318,4 +318,7 @@ def test_tabm_parity(train, rows, tmp_path):
     hidden = BatchEnsembleDense(8, k=4, activation="relu", name="ensemble_2")(hidden)
     outputs = MemberHeads(2, name="probabilities")(hidden)
     model = saved_and_loaded(keras.Model(inputs, outputs, name="tabm"), tmp_path)
-    assert assert_parity(model, train, rows) == "numpy"
+    engine = assert_parity(model, train, rows)
+    # The first TabM layer runs as one Dense over its members' kernels, folded over the columns' branches.
+    assert engine.name == "numpy"
+    assert any(isinstance(step.op, FirstLayer) for step in engine.forward.steps)

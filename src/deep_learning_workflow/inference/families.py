@@ -48,6 +48,7 @@ class BatchEnsembleDense:
         self.s = np.asarray(s, dtype=FLOAT)
         self.bias = np.asarray(bias, dtype=FLOAT)
         self.members = members
+        self.activation_name = activation_name or "linear"
         self.activation = activation(activation_name)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -74,3 +75,13 @@ class MemberMean:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return x.mean(axis=1, dtype=FLOAT)
+
+
+class Members:
+    """(n, k * d) -> (n, k, d): the side-by-side outputs of k members as one axis per member."""
+
+    def __init__(self, members: int) -> None:
+        self.members = members
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape[0], self.members, -1)

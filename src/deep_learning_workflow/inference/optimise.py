@@ -5,6 +5,8 @@ Each keeps the outputs, up to float rounding (the parity check of :mod:`.engine`
 - a lookup and the layers that depend only on its index (one-hot or embedding, pooling ...) become one table row
   per vocabulary index (:class:`~.folded.TabulatedLookup`);
 - dropout disappears; batch normalisation and activations fold into the ``Dense`` layer before them;
+- ``Dense`` layers reading one tensor (ensemble heads) share one product, and a TabM layer on one record per row
+  becomes one ``Dense`` over its members' kernels side by side;
 - the first ``Dense`` layer is folded over the per-column branches that ``Concatenate`` joins
   (:class:`~.folded.FirstLayer`): a categorical column costs a dict look-up, a numeric column a few float
   operations.
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .activations import FLOAT
+from .families import BatchEnsembleDense, Members
 from .folded import FirstLayer, TabulatedLookup
 from .forward import Forward, Step, step_inputs
 from .ops import (
@@ -348,10 +351,39 @@ def _merge_parallel_dense(forward: Forward) -> Forward:
     return Forward(forward.inputs, steps, forward.output, slots)
 
 
+def _expand_batch_ensembles(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
+    """A TabM layer fed one record per row (2-D) is one ``Dense`` over its members' kernels side by side:
+    ``((x * r_i) @ W) * s_i = x @ (r_i[:, None] * W * s_i)``; its output is then cut into the members' axis.
+    The first-layer fold then applies to it."""
+    if not any(type(step.op) is BatchEnsembleDense for step in forward.steps):
+        return forward
+    values = forward.trace({name: column[:1] for name, column in probe.items()})
+    steps, slots = [], forward.slots
+    for step in forward.steps:
+        op = step.op
+        if (
+            type(op) is not BatchEnsembleDense
+            or len(step.args) != 1
+            or isinstance(step.args[0], list)
+            or getattr(values[step.args[0]], "ndim", 0) != 2
+            or op.activation_name not in _UNITWISE
+        ):
+            steps.append(step)
+            continue
+        kernels = op.r[:, :, None] * op.kernel[None, :, :] * op.s[:, None, :]  # (k, d_in, d_out)
+        kernel = kernels.transpose(1, 0, 2).reshape(kernels.shape[1], -1)
+        dense_slot, slots = slots, slots + 1
+        dense = Dense(kernel, op.bias.reshape(-1), op.activation_name)
+        steps.append(Step(dense, step.args, None, [dense_slot], step.name))
+        steps.append(Step(Members(op.members), [dense_slot], None, step.outputs, step.name))
+    return Forward(forward.inputs, steps, forward.output, slots)
+
+
 def optimise(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
     """The compile-time rewrites that make single records cheap (each keeps the outputs, up to float rounding)."""
     forward = _tabulate_lookups(forward)
     forward = _drop_identities(forward)
     forward = _fold_affine(forward)
+    forward = _expand_batch_ensembles(forward, probe)
     forward = _merge_parallel_dense(forward)
     return _fold_first_layer(forward, probe)
