@@ -38,12 +38,12 @@ ARCHITECTURES = {
 
 def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repeats: int) -> None:
     from deep_learning_workflow.models.fitting import train_model
+    from deep_learning_workflow.inference import time_single_records
     from deep_learning_workflow.parameters import parse
     from deep_learning_workflow.pipelines.tuning.objectives import (
         count_parameters,
-        serving_forward,
+        serving_engine,
         single_records,
-        time_single_records,
     )
     from deep_learning_workflow.pipelines.tuning.schema import TuningParams
 
@@ -58,13 +58,16 @@ def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repea
             params["seed"],
             fit_on=frames["train_balanced"],
         )
-        forward, engine = serving_forward(result.model, frames["val"], result.roles)
+        engine = serving_engine(result.model, frames["val"], result.roles)
         records = single_records(frames["val"], result.roles)
-        prepared[name] = (forward, records, count_parameters(result.model), engine)
+        prepared[name] = (engine.forward, records, count_parameters(result.model), engine.name)
     measures: dict[str, list[float]] = {name: [] for name in ARCHITECTURES}
     for _ in range(repeats):  # in turn, so a busy spell hits every architecture alike
         for name, (forward, records, _, _) in prepared.items():
-            measures[name].append(time_single_records(forward, records, settings))
+            latency = time_single_records(
+                forward, records, blocks=settings.repeats, calls=settings.calls
+            )
+            measures[name].append(latency.best_block_ms)
     print(f"\nLatency per single record (ms), {repeats} measures each, engine and weights:")
     print(
         f"{'architecture':<12} {'engine':<8} {'weights':>8} {'min':>8} {'median':>8} {'max':>8} {'max/min':>8}"

@@ -92,7 +92,7 @@ def bundle_metadata(
     model: Any, train: pd.DataFrame, roles: ColumnRoles, threshold: float = 0.5
 ) -> dict[str, Any]:
     """``bundle.json`` as the serving pipeline writes it (schema and reference from its own functions)."""
-    from deep_learning_workflow.pipelines.serving.drift import reference_statistics
+    from deep_learning_workflow.inference.drift import reference_statistics
     from deep_learning_workflow.pipelines.serving.nodes import input_schema
 
     roles = resolve_roles(train, roles, "train")

@@ -12,8 +12,9 @@ import pytest
 
 from deep_learning_workflow.bundle import read_bundle, write_bundle
 from deep_learning_workflow.columns import ColumnRoles
+from deep_learning_workflow.inference import UnsupportedLayer
+from deep_learning_workflow.inference.folded import FirstLayer
 from deep_learning_workflow.model_inputs import predict_probabilities
-from deep_learning_workflow.service.fastpath import FirstLayer, UnsupportedLayer
 from deep_learning_workflow.service.loader import load_version
 
 from .bundles import (
@@ -128,7 +129,8 @@ def test_unsupported_layer_falls_back_to_tf_function(unsupported_bundle, telco_r
 def test_request_time_modules_do_not_import_tensorflow():
     code = (
         "import sys\n"
-        "import deep_learning_workflow.service.app, deep_learning_workflow.service.fastpath\n"
+        "import deep_learning_workflow.service.app, deep_learning_workflow.inference.forward\n"
+        "import deep_learning_workflow.inference, deep_learning_workflow.inference.optimise\n"
         "import deep_learning_workflow.service.validation, deep_learning_workflow.service.scoring\n"
         "import deep_learning_workflow.service.prediction_log, deep_learning_workflow.service.__main__\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"

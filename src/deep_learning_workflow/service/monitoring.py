@@ -1,6 +1,6 @@
 """Drift of the served traffic: live gauges over a window of recent records, and a report over the log.
 
-Both use the serving pipeline's :func:`deep_learning_workflow.pipelines.serving.drift.compute_drift` against the
+Both use the shared :func:`deep_learning_workflow.inference.drift.compute_drift` against the
 bundle's training reference, so the service, the batch drift report and the alert rules agree on what drift is.
 """
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def _drift_api() -> tuple[Any, Any]:
-    from deep_learning_workflow.pipelines.serving.drift import DriftSettings, compute_drift
+    from deep_learning_workflow.inference.drift import DriftSettings, compute_drift
 
     return DriftSettings, compute_drift
 

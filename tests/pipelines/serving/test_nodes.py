@@ -11,15 +11,15 @@ import plotly.graph_objects as go
 import pytest
 
 from deep_learning_workflow.columns import ColumnRoles
-from deep_learning_workflow.model_inputs import predict_probabilities
-from deep_learning_workflow.parameters import validate_parameters
-from deep_learning_workflow.pipelines.serving.drift import (
+from deep_learning_workflow.inference.drift import (
     DriftSettings,
     compute_drift,
     jensen_shannon_distance,
     population_stability_index,
     reference_statistics,
 )
+from deep_learning_workflow.model_inputs import predict_probabilities
+from deep_learning_workflow.parameters import validate_parameters
 from deep_learning_workflow.pipelines.serving.nodes import (
     export_serving_bundle,
     input_schema,

@@ -22,7 +22,6 @@ from deep_learning_workflow.pipelines.tuning.nodes import (
     run_study,
     select_best_params,
 )
-from deep_learning_workflow.pipelines.tuning.objectives import time_single_records
 from deep_learning_workflow.pipelines.tuning.pareto import (
     Point,
     pareto_front,
@@ -35,7 +34,7 @@ from deep_learning_workflow.pipelines.tuning.pipeline import (
     TUNED_MODELLING_PARAMS,
     create_search_pipeline,
 )
-from deep_learning_workflow.pipelines.tuning.schema import LatencyParams, PickParams, TuningParams
+from deep_learning_workflow.pipelines.tuning.schema import PickParams, TuningParams
 from deep_learning_workflow.pipelines.tuning.study import open_study
 
 from .helpers import MODELLING, PROBLEM, ROLES, splits, tuning_params
@@ -236,21 +235,6 @@ def test_a_study_is_not_resumed_with_other_objectives(tmp_path):
         open_study(storage, single.model_copy(update={"study_name": "two"}), "pr_auc", 42, 1)
     with pytest.raises(ValueError, match="not pr_auc .maximize. and latency_ms"):
         open_study(storage, speed.model_copy(update={"study_name": "two"}), "pr_auc", 42, 1)
-
-
-def test_latency_is_the_fastest_block_median_of_single_record_calls():
-    calls = []
-
-    def forward(record):
-        calls.append(record["x"][0])
-        return [[0.5, 0.5]]
-
-    records = [{"x": [float(i)]} for i in range(3)]
-    latency = time_single_records(forward, records, LatencyParams(calls=10, repeats=4))
-    assert latency > 0
-    assert len(calls) == 3 + 40 and calls[3:13] == [0.0, 1.0, 2.0] * 3 + [0.0]
-    with pytest.raises(ValueError, match="'val' is empty"):
-        time_single_records(forward, [], LatencyParams())
 
 
 @pytest.mark.slow

@@ -2,30 +2,25 @@
 
 Latency is measured on the path the REST service takes for a request: the record is validated by the
 :class:`~deep_learning_workflow.service.validation.RecordValidator` of the bundle's schema and scored by a
-:class:`~deep_learning_workflow.service.scoring.ModelVersion` whose forward pass is compiled exactly as
-:func:`deep_learning_workflow.service.loader.load_version` compiles it (NumPy fast path, checked against the Keras
-model; ``tf.function`` otherwise). The Keras model's own eager call ``model(x)`` is timed beside it.
+:class:`~deep_learning_workflow.service.scoring.ModelVersion` whose forward pass is chosen as the service chooses
+it (:func:`deep_learning_workflow.inference.compile_engine`: the NumPy fast path, checked against the Keras model;
+``tf.function`` otherwise). The Keras model's own eager call ``model(x)`` is timed beside it, both by
+:func:`deep_learning_workflow.inference.time_single_records`.
 """
 
 from __future__ import annotations
 
-import gc
 import gzip
 import math
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.model_inputs import to_model_inputs
 from deep_learning_workflow.models.scoring import validation_score
-
-WARMUP_CALLS = 20
 
 
 def saved_and_loaded(model: Any) -> tuple[dict[str, int], Any]:
@@ -68,26 +63,17 @@ def json_records(frame: pd.DataFrame, roles: ColumnRoles) -> list[dict[str, Any]
 
 def serving_version(model: Any, train: pd.DataFrame, roles: ColumnRoles, classes: list[str]) -> Any:
     """A :class:`ModelVersion` of ``model`` built as the service builds one from a serving bundle."""
+    from deep_learning_workflow.inference import compile_engine, probe_columns
     from deep_learning_workflow.metrics import positive_index
     from deep_learning_workflow.pipelines.serving.nodes import input_schema
-    from deep_learning_workflow.service import fastpath, loader
     from deep_learning_workflow.service.scoring import ModelVersion
     from deep_learning_workflow.service.validation import RecordValidator
 
     schema = input_schema(train, roles)
     validator = RecordValidator(roles.features, schema, roles.key)
-    kinds = {
-        name: "numeric" if kind == "numeric" else "string" for name, kind in validator.kinds.items()
-    }
-    engine = "numpy"
-    try:
-        probe = loader.probe_columns(validator, {"schema": schema})
-        forward: Any = loader.optimise(loader.compile_forward(model), probe)
-        if loader.check_parity(model, forward, probe, kinds) > 0:
-            raise fastpath.UnsupportedLayer("the NumPy pass differs from the Keras model on probes")
-    except fastpath.UnsupportedLayer:
-        engine = "tf.function"
-        forward = loader.TensorFlowForward(model, kinds)
+    engine = compile_engine(
+        model, probe_columns({name: schema[name] for name in roles.features}), label="Pruned model"
+    )
     binary = len(classes) == 2
     return ModelVersion(
         version="pruning",
@@ -95,27 +81,9 @@ def serving_version(model: Any, train: pd.DataFrame, roles: ColumnRoles, classes
         positive_class=classes[positive_index(classes, roles.positive_class)] if binary else None,
         threshold=0.5 if binary else None,
         validator=validator,
-        forward=forward,
-        engine=engine,
+        forward=engine.forward,
+        engine=engine.name,
     )
-
-
-def _median_ms(call: Callable[[Any], Any], inputs: list[Any]) -> dict[str, float]:
-    for item in inputs[:WARMUP_CALLS]:
-        call(item)
-    spent = []
-    # As timeit does: a collection pass in the middle of the loop would be charged to one record.
-    gc.collect()
-    gc.disable()
-    try:
-        for item in inputs:
-            start = time.perf_counter_ns()
-            call(item)
-            spent.append(time.perf_counter_ns() - start)
-    finally:
-        gc.enable()
-    ms = np.asarray(spent, dtype="float64") / 1e6
-    return {"median": float(np.median(ms)), "p95": float(np.percentile(ms, 95))}
 
 
 def single_record_latency(
@@ -135,6 +103,7 @@ def single_record_latency(
     """
     import tensorflow as tf
 
+    from deep_learning_workflow.inference import time_single_records
     from deep_learning_workflow.service.validation import InvalidRecords
 
     version = serving_version(model, train, roles, classes)
@@ -151,7 +120,7 @@ def single_record_latency(
         raise ValueError(
             "No validation record passes the serving schema's checks, so no latency can be measured."
         )
-    service = _median_ms(
+    service = time_single_records(
         lambda record: version.score(version.validator.validate([record], batch=False)), valid
     )
     inputs = to_model_inputs(sample, roles)
@@ -159,13 +128,13 @@ def single_record_latency(
         {name: tf.constant(values[row : row + 1].reshape(1, 1)) for name, values in inputs.items()}
         for row in range(len(sample))
     ]
-    keras_call = _median_ms(lambda feed: model(feed, training=False), tensors)
+    keras_call = time_single_records(lambda feed: model(feed, training=False), tensors)
     return {
         "engine": version.engine,
         "records": len(valid),
-        "latency_ms": service["median"],
-        "latency_p95_ms": service["p95"],
-        "keras_latency_ms": keras_call["median"],
+        "latency_ms": service.median_ms,
+        "latency_p95_ms": service.p95_ms,
+        "keras_latency_ms": keras_call.median_ms,
     }
 
 

@@ -22,11 +22,14 @@ from deep_learning_workflow.bundle import (
 )
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
 from deep_learning_workflow.fingerprints import model_fingerprint
+from deep_learning_workflow.inference.drift import (
+    DriftSettings,
+    compute_drift,
+    reference_statistics,
+)
 from deep_learning_workflow.metrics import positive_index, predict_labels
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.parameters import Parameters, parse, register
-
-from .drift import DriftSettings, compute_drift, reference_statistics
 
 
 @register("serving")
@@ -344,7 +347,7 @@ def report_drift(
     """Compare the scored batch with the training reference of the bundle.
 
     Returns:
-        The report of :func:`~deep_learning_workflow.pipelines.serving.drift.compute_drift` with the model version.
+        The report of :func:`~deep_learning_workflow.inference.drift.compute_drift` with the model version.
     """
     report = compute_drift(validated_batch, serving_bundle.reference, _params(serving).drift)
     return {"model_version": serving_bundle.model_version, "dataset": "scoring_batch", **report}

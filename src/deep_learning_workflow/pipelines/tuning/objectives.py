@@ -3,26 +3,21 @@
 The cost of a trained model (``params:tuning.trade_off.objective``) is either
 
 - ``parameters``: the number of weights of the Keras model (``model.count_params()``), deterministic; or
-- ``latency``: the milliseconds of one single-record call of the inference path the service uses. The model is
-  compiled into the service's NumPy fast path (:mod:`deep_learning_workflow.service.fastpath`) exactly as
-  :func:`deep_learning_workflow.service.loader.load_version` does, falling back to its ``tf.function`` when the
-  fast path cannot be built or disagrees with Keras; records are validation rows already in the form the service's
+- ``latency``: the milliseconds of one single-record call of the engine the service would choose
+  (:func:`deep_learning_workflow.inference.compile_engine`: the NumPy fast path, or ``tf.function`` when the fast
+  path cannot be built or disagrees with Keras); records are validation rows already in the form the service's
   validator hands over (one value per column). The latency is the smallest of ``repeats`` block medians of
-  ``calls`` calls each: contention from other processes only ever adds time, so the fastest block is the steadiest
-  estimate. Request parsing and validation are left out: their cost does not depend on the hyperparameters.
+  ``calls`` calls each (:func:`deep_learning_workflow.inference.time_single_records`). Request parsing and
+  validation are left out: their cost does not depend on the hyperparameters.
 
-TensorFlow, Keras and the service modules are imported inside the functions.
+TensorFlow, Keras and the inference engine are imported inside the functions.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import math
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -114,87 +109,34 @@ def single_records(frame: pd.DataFrame, roles: ColumnRoles) -> list[dict[str, li
     return [{name: values[i : i + 1] for name, values in columns.items()} for i in range(rows)]
 
 
-def _probe(columns: Mapping[str, list[Any]], roles: ColumnRoles) -> dict[str, list[Any]]:
-    """A few real records plus a missing-everything and an unseen-or-extreme record, like the service's probes."""
-    numeric = set(roles.numeric or [])
-    probe = {}
-    for name, values in columns.items():
-        head = list(values[:10])
-        if name in numeric:
-            finite = [v for v in values if math.isfinite(v)] or [0.0]
-            span = max(finite) - min(finite) or 1.0
-            probe[name] = [*head, math.nan, max(finite) + span]
-        else:
-            probe[name] = [*head, "", "an unseen category"]
-    return probe
+def serving_engine(model: Any, frame: pd.DataFrame, roles: ColumnRoles) -> Any:
+    """The engine the service would choose for ``model`` (:func:`deep_learning_workflow.inference.compile_engine`),
+    probed with validation records' categories and ranges plus missing, unseen and out-of-range values."""
+    from deep_learning_workflow.inference import column_schema, compile_engine, probe_columns
 
-
-def serving_forward(model: Any, frame: pd.DataFrame, roles: ColumnRoles) -> tuple[Any, str]:
-    """The service's forward pass of ``model`` and its engine (``numpy`` or ``tf.function``).
-
-    Mirrors :func:`deep_learning_workflow.service.loader.load_version`: the compiled NumPy pass when it builds and
-    agrees with Keras on probe records, else the ``tf.function`` fallback.
-    """
-    from deep_learning_workflow.service.fastpath import UnsupportedLayer
-    from deep_learning_workflow.service.loader import (
-        TensorFlowForward,
-        check_parity,
-        compile_forward,
-        optimise,
-    )
-
-    numeric = set(roles.numeric or [])
-    kinds = {name: "numeric" if name in numeric else "string" for name in roles.features}
-    try:
-        probe = _probe(record_columns(frame.head(LATENCY_RECORDS), roles), roles)
-        forward = optimise(compile_forward(model), probe)
-        excess = check_parity(model, forward, probe, kinds)
-        if excess > 0:
-            raise UnsupportedLayer(f"the NumPy pass differs from the Keras model by {excess:.3g}")
-        return forward, "numpy"
-    except (
-        Exception
-    ) as reason:  # the service then serves through TensorFlow: so is the latency measured
-        logger.warning("Latency measured through tf.function, not the NumPy fast path: %s", reason)
-        return TensorFlowForward(model, kinds), "tf.function"
-
-
-def time_single_records(
-    forward: Callable[[dict[str, Any]], Any],
-    records: list[dict[str, list[Any]]],
-    settings: LatencyParams,
-) -> float:
-    """Milliseconds per single-record call: the smallest of ``repeats`` block medians of ``calls`` calls."""
-    if not records:
-        raise ValueError(
-            "No validation record to measure the latency on; the split 'val' is empty."
-        )
-    for record in records[: min(len(records), 20)]:
-        forward(record)  # warm-up: first-call caches, a tf.function's tracing
-    medians = []
-    enabled = gc.isenabled()
-    gc.disable()  # a collection inside a timed call belongs to no model
-    try:
-        for _ in range(settings.repeats):
-            times = []
-            for call in range(settings.calls):
-                record = records[call % len(records)]
-                start = time.perf_counter_ns()
-                forward(record)
-                times.append(time.perf_counter_ns() - start)
-            medians.append(statistics.median(times))
-    finally:
-        if enabled:
-            gc.enable()
-    return min(medians) / 1e6
+    columns = record_columns(frame.head(LATENCY_RECORDS), roles)
+    kinds = {name: "numeric" for name in roles.numeric or []}
+    kinds |= {name: "categorical" for name in roles.categorical or []}
+    schema = column_schema(columns, kinds | {name: "text" for name in roles.text})
+    return compile_engine(model, probe_columns(schema), label="Latency objective")
 
 
 def measure_latency(
     model: Any, frame: pd.DataFrame, roles: ColumnRoles, settings: LatencyParams
 ) -> float:
     """Milliseconds of one single-record call of the service's forward pass, on records of ``frame``."""
-    forward, _ = serving_forward(model, frame, roles)
-    return time_single_records(forward, single_records(frame, roles), settings)
+    from deep_learning_workflow.inference import time_single_records
+
+    records = single_records(frame, roles)
+    if not records:
+        raise ValueError(
+            "No validation record to measure the latency on; the split 'val' is empty."
+        )
+    engine = serving_engine(model, frame, roles)
+    latency = time_single_records(
+        engine.forward, records, blocks=settings.repeats, calls=settings.calls
+    )
+    return latency.best_block_ms
 
 
 def make_cost(tuning: TuningParams, val: pd.DataFrame) -> Callable[[Any], float] | None:

@@ -1,0 +1,92 @@
+"""Float32 constants, the error of the NumPy engine, and Keras activations in NumPy (TensorFlow backend semantics).
+
+Nothing in :mod:`deep_learning_workflow.inference` outside the translator and the engine's fallback imports
+TensorFlow or Keras, so a request scored by the fast path never pays for them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+FLOAT = np.float32
+# keras.backend.epsilon(): the floor of Normalization's standard deviation.
+KERAS_EPSILON = FLOAT(1e-7)
+
+
+class UnsupportedLayer(ValueError):
+    """The model holds a layer (or a setting of one) that the NumPy forward pass does not implement."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Activations (keras.activations, TensorFlow backend, float32)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    if x.shape[0] == 1 and x.ndim == 2:
+        # One record: a few Python floats are cheaper than five NumPy calls.
+        row = x[0].tolist()
+        top = max(row)
+        exps = [math.exp(value - top) for value in row]
+        total = sum(exps)
+        return np.array([[value / total for value in exps]], dtype=FLOAT)
+    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
+    shifted /= shifted.sum(axis=-1, keepdims=True)
+    return shifted
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return FLOAT(1) / (FLOAT(1) + np.exp(-x))
+
+
+def _elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    return np.where(x > 0, x, FLOAT(alpha) * np.expm1(np.minimum(x, 0)))
+
+
+def _selu(x: np.ndarray) -> np.ndarray:
+    return FLOAT(1.0507009873554805) * _elu(x, 1.6732632423543772)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf  # only models with gelu pay for scipy
+
+    return (FLOAT(0.5) * x * (FLOAT(1) + erf(x / FLOAT(math.sqrt(2.0))))).astype(FLOAT)
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, FLOAT(0)),
+    "relu6": lambda x: np.clip(x, FLOAT(0), FLOAT(6)),
+    "leaky_relu": lambda x: np.where(x >= 0, x, FLOAT(0.2) * x),
+    "sigmoid": _sigmoid,
+    "hard_sigmoid": lambda x: np.clip(x + FLOAT(3), FLOAT(0), FLOAT(6)) / FLOAT(6),
+    "tanh": np.tanh,
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "elu": _elu,
+    "selu": _selu,
+    "gelu": _gelu,
+    "silu": lambda x: x * _sigmoid(x),
+    "swish": lambda x: x * _sigmoid(x),
+    "softplus": lambda x: np.logaddexp(FLOAT(0), x),
+    "softsign": lambda x: x / (FLOAT(1) + np.abs(x)),
+    "exponential": np.exp,
+    "mish": lambda x: x * np.tanh(np.logaddexp(FLOAT(0), x)),
+}
+
+
+def activation(name: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """The NumPy version of a Keras activation given by its serialised name (None means linear)."""
+    if name is None:
+        return ACTIVATIONS["linear"]
+    if isinstance(name, str) and name in ACTIVATIONS:
+        return ACTIVATIONS[name]
+    raise UnsupportedLayer(f"activation {name!r}")

@@ -1,0 +1,87 @@
+"""NumPy ops of the layers that make the PLR-MLP and TabM model families.
+
+- :class:`PeriodicEmbedding`: periodic embeddings of numeric features (PLR, Gorishniy et al. 2022):
+  ``out_j = ReLU([cos(2 pi c_j x_j), sin(2 pi c_j x_j)] @ kernel_j + bias_j)``, concatenated over the features j.
+- :class:`BatchEnsembleDense`: one TabM layer, k members sharing a kernel ``W`` with their own adapters:
+  ``y_i = activation(((x_i * r_i) @ W) * s_i + b_i)``; a 2-D input is the same record for every member.
+- :class:`MemberDense` and :class:`MemberMean`: per-member output heads and the mean of their probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .activations import FLOAT, activation
+
+
+class PeriodicEmbedding:
+    """(n, features) -> (n, features * d): each feature's periodic embedding, flattened feature by feature."""
+
+    def __init__(self, frequencies: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> None:
+        self.frequencies = np.asarray(frequencies, dtype=FLOAT) * FLOAT(2 * np.pi)
+        self.kernel = np.asarray(kernel, dtype=FLOAT)
+        self.bias = np.asarray(bias, dtype=FLOAT)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        angles = np.asarray(x, dtype=FLOAT)[:, :, None] * self.frequencies  # (n, features, k)
+        periodic = np.concatenate([np.cos(angles), np.sin(angles)], axis=-1)  # (n, features, 2k)
+        out = np.einsum("bfk,fkd->bfd", periodic, self.kernel) + self.bias
+        return np.maximum(out, FLOAT(0)).reshape(out.shape[0], -1)
+
+
+class BatchEnsembleDense:
+    """(n, d_in) or (n, k, d_in) -> (n, k, d_out)."""
+
+    def __init__(
+        self,
+        r: np.ndarray,
+        kernel: np.ndarray,
+        s: np.ndarray,
+        bias: np.ndarray,
+        activation_name: Any,
+        members: int,
+    ) -> None:
+        self.r = np.asarray(r, dtype=FLOAT)
+        self.kernel = np.asarray(kernel, dtype=FLOAT)
+        self.s = np.asarray(s, dtype=FLOAT)
+        self.bias = np.asarray(bias, dtype=FLOAT)
+        self.members = members
+        self.activation_name = activation_name or "linear"
+        self.activation = activation(activation_name)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=FLOAT)
+        if x.ndim == 2:
+            x = np.broadcast_to(x[:, None, :], (x.shape[0], self.members, x.shape[1]))
+        return self.activation((x * self.r) @ self.kernel * self.s + self.bias)
+
+
+class MemberDense:
+    """(n, k, d) -> (n, k, c): member i's own head ``activation(x_i @ kernel_i + bias_i)``."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, activation_name: Any) -> None:
+        self.kernel = np.asarray(kernel, dtype=FLOAT)
+        self.bias = np.asarray(bias, dtype=FLOAT)
+        self.activation = activation(activation_name)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.activation(np.einsum("bkd,kdc->bkc", x, self.kernel) + self.bias)
+
+
+class MemberMean:
+    """(n, k, c) -> (n, c): the mean over the members."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x.mean(axis=1, dtype=FLOAT)
+
+
+class Members:
+    """(n, k * d) -> (n, k, d): the side-by-side outputs of k members as one axis per member."""
+
+    def __init__(self, members: int) -> None:
+        self.members = members
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape[0], self.members, -1)

@@ -1,0 +1,134 @@
+"""Ops that fold several layers into one at compile time, so a single record costs little.
+
+- :class:`TabulatedLookup`: a lookup and every layer that depends only on its index, one table row per index;
+- :class:`FirstLayer`: the first ``Dense`` layer folded over the per-column branches that ``Concatenate`` joins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .activations import FLOAT, activation
+from .text import LookupIndex
+
+
+class TabulatedLookup:
+    """A lookup and every layer after it that depends only on its index, precomputed per vocabulary index.
+
+    Calling it maps n values to their indices once and returns one array per exit tensor: ``table[index]``.
+    """
+
+    def __init__(self, lookup: LookupIndex, tables: list[np.ndarray]) -> None:
+        self.lookup = lookup
+        self.tables = tables
+
+    def __call__(self, values: Sequence[Any]) -> tuple[np.ndarray, ...]:
+        if len(values) == 1:
+            row = self.lookup.indices(values)[0]
+            return tuple(table[row : row + 1] for table in self.tables)
+        index = self.lookup.index_array(values)
+        return tuple(table.take(index, axis=0) for table in self.tables)
+
+
+class FirstLayer:
+    """The first ``Dense`` layer folded over the per-column branches feeding it through ``Concatenate``.
+
+    ``Dense(concat(parts)) = activation(bias + sum_i parts_i @ kernel[rows_i])``, so at load time each lookup's
+    table is multiplied by its rows of the kernel (one row of ``table`` per vocabulary index), and numeric columns
+    keep their element-wise chain (impute, clip, scale, missing flag), computed on Python floats for a single
+    record. Other parts (text) arrive computed and are multiplied by their rows. Sums run in float64.
+
+    Called with the raw values of the lookup columns, the raw values of the numeric columns, then the other parts.
+    """
+
+    def __init__(
+        self,
+        lookups: list[tuple[LookupIndex, int]],
+        table: np.ndarray,
+        chains: list[list[Any]],
+        chain_inputs: list[int],
+        chain_weights: np.ndarray,
+        numeric_inputs: int,
+        other_weights: list[np.ndarray],
+        bias: np.ndarray,
+        activation_name: Any,
+    ) -> None:
+        self.lookups = lookups
+        self.table = np.ascontiguousarray(table, dtype=np.float64)
+        self.chains = chains
+        self.chain_inputs = chain_inputs
+        self.chain_weights = np.ascontiguousarray(chain_weights, dtype=np.float64)
+        self.numeric_inputs = numeric_inputs
+        self.other_weights = [np.asarray(w, dtype=np.float64) for w in other_weights]
+        self.bias = np.asarray(bias, dtype=np.float64)
+        self.activation = activation(activation_name)
+        self._scalar_chains = [
+            (source, [op.scalar for op in chain])
+            for source, chain in zip(chain_inputs, chains, strict=True)
+        ]
+        # Single records: one weighted sum over rows of [table; bias; chain weights]: the chosen lookup rows and
+        # the bias with weight 1, each numeric part's row with the part's value as weight.
+        self._gets = [(lookup.table.get, lookup.default, offset) for lookup, offset in lookups]
+        self._rows = np.vstack([self.table, self.bias[None, :], self.chain_weights])
+        first = self.table.shape[0]
+        self._fixed_rows = list(range(first, first + 1 + len(chains)))
+        self._ones = [1.0] * (len(lookups) + 1)
+
+    def __call__(self, *values: Any) -> np.ndarray:
+        count = len(self.lookups)
+        strings, numbers = values[:count], values[count : count + self.numeric_inputs]
+        others = values[count + self.numeric_inputs :]
+        first = values[0]
+        rows = first.shape[0] if isinstance(first, np.ndarray) else len(first)
+        if rows == 1:
+            return self._one(strings, numbers, others)
+        if self.lookups:
+            index = np.empty((rows, len(self.lookups)), dtype=np.intp)
+            for position, ((lookup, offset), column) in enumerate(
+                zip(self.lookups, strings, strict=True)
+            ):
+                index[:, position] = lookup.index_array(column, offset)
+            if self.table.shape[0] <= 4096:
+                # A 0/1 matrix times the table sums the same rows, in one BLAS call.
+                chosen = np.zeros((rows, self.table.shape[0]))
+                chosen[np.arange(rows)[:, None], index] = 1.0
+                hidden = chosen @ self.table + self.bias
+            else:
+                hidden = np.tile(self.bias, (rows, 1))
+                for position in range(index.shape[1]):
+                    hidden += self.table.take(index[:, position], axis=0)
+        else:
+            hidden = np.tile(self.bias, (rows, 1))
+        if self.chains:
+            arrays = [np.asarray(column, dtype=FLOAT).reshape(-1, 1) for column in numbers]
+            parts = []
+            for source, chain in zip(self.chain_inputs, self.chains, strict=True):
+                part = arrays[source]
+                for op in chain:
+                    part = op(part)
+                parts.append(part)
+            hidden += np.hstack(parts).astype(np.float64) @ self.chain_weights
+        for part, weights in zip(others, self.other_weights, strict=True):
+            hidden += np.asarray(part, dtype=np.float64) @ weights
+        return self.activation(hidden.astype(FLOAT))
+
+    def _one(self, strings: Any, numbers: Any, others: Any) -> np.ndarray:
+        rows = [
+            get(column[0], default) + offset
+            for (get, default, offset), column in zip(self._gets, strings, strict=True)
+        ]
+        rows += self._fixed_rows
+        weights = self._ones.copy()
+        for source, chain in self._scalar_chains:
+            column = numbers[source]
+            value = float(column[0] if type(column) is list else column.flat[0])
+            for op in chain:
+                value = op(value)
+            weights.append(value)
+        hidden = np.dot(weights, self._rows.take(rows, axis=0))
+        for part, matrix in zip(others, self.other_weights, strict=True):
+            hidden += np.asarray(part, dtype=np.float64)[0] @ matrix
+        return self.activation(hidden.astype(FLOAT)[None, :])
