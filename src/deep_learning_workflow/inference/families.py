@@ -4,7 +4,7 @@
   ``out_j = ReLU([cos(2 pi c_j x_j), sin(2 pi c_j x_j)] @ kernel_j + bias_j)``, concatenated over the features j.
 - :class:`BatchEnsembleDense`: one TabM layer, k members sharing a kernel ``W`` with their own adapters:
   ``y_i = activation(((x_i * r_i) @ W) * s_i + b_i)``; a 2-D input is the same record for every member.
-- :class:`MemberDense` and :class:`MemberMean`: per-member output heads and the mean of their probabilities.
+- :class:`MemberDense`: per-member output heads (the model averages their probabilities after them).
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ class PeriodicEmbedding:
 
     def __init__(self, frequencies: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> None:
         self.frequencies = np.asarray(frequencies, dtype=FLOAT) * FLOAT(2 * np.pi)
-        self.kernel = np.asarray(kernel, dtype=FLOAT)
-        self.bias = np.asarray(bias, dtype=FLOAT)
+        features = self.frequencies.shape[0]
+        # The "lite" variant shares one linear map across the features: broadcast it to one per feature.
+        kernel = np.asarray(kernel, dtype=FLOAT)
+        bias = np.asarray(bias, dtype=FLOAT)
+        self.kernel = np.broadcast_to(kernel, (features, *kernel.shape[-2:]))
+        self.bias = np.broadcast_to(bias, (features, bias.shape[-1]))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         angles = np.asarray(x, dtype=FLOAT)[:, :, None] * self.frequencies  # (n, features, k)
@@ -68,13 +72,6 @@ class MemberDense:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.activation(np.einsum("bkd,kdc->bkc", x, self.kernel) + self.bias)
-
-
-class MemberMean:
-    """(n, k, c) -> (n, c): the mean over the members."""
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return x.mean(axis=1, dtype=FLOAT)
 
 
 class Members:

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import ops
 from .activations import UnsupportedLayer
-from .families import BatchEnsembleDense, MemberDense, MemberMean, PeriodicEmbedding
+from .families import BatchEnsembleDense, MemberDense, PeriodicEmbedding
 from .text import Encode, LookupIndex, Vectorize
 
 PROJECT = "deep_learning_workflow"
@@ -164,10 +164,9 @@ def batch_ensemble_dense(layer: Any) -> list[Any]:
 
 
 def member_heads(layer: Any) -> list[Any]:
-    """TabM's per-member heads (``kernel (k, d, c)``, ``bias (k, c)``) and the mean of their probabilities."""
+    """TabM's per-member softmax heads (``kernel (k, d, c)``, ``bias (k, c)``); the model averages them after."""
     weights = weights_by_name(layer)
-    head = MemberDense(weights["kernel"], weights["bias"], layer.get_config().get("activation"))
-    return [head, MemberMean()] if layer.get_config().get("average", True) else [head]
+    return [MemberDense(weights["kernel"], weights["bias"], "softmax")]
 
 
 def _config_op(build: Callable[[dict[str, Any]], Any]) -> OpFactory:
@@ -196,6 +195,11 @@ LAYER_OPS: dict[str, OpFactory] = {
     "Identity": _config_op(lambda c: ops.Identity()),
     "Activation": _config_op(lambda c: ops.Apply(c.get("activation"))),
     "Flatten": _config_op(lambda c: ops.Flatten()),
+    "RepeatVector": _config_op(lambda c: ops.RepeatRows(int(c["n"]))),
+    # The model families' layers (deep_learning_workflow.models.layers).
+    f"{PROJECT}>PeriodicEmbedding": periodic_embedding,
+    f"{PROJECT}>EnsembleDense": batch_ensemble_dense,
+    f"{PROJECT}>MemberHeads": member_heads,
 }
 
 

@@ -204,6 +204,16 @@ class Flatten:
         return x.reshape(x.shape[0], -1)
 
 
+class RepeatRows:
+    """``RepeatVector(n)``: (rows, f) -> (rows, n, f), each row repeated for the n members of an ensemble."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(x[:, None, :], (x.shape[0], self.times, x.shape[1]))
+
+
 class Average:
     """``Average``: the element-wise mean of its inputs (the heads of a seed ensemble), summed in input order."""
 

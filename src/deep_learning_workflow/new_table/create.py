@@ -105,7 +105,7 @@ def create_environment(
     base = base_parameters(project)
     seed = int(base["seed"])
     training, scoring, held_back = split_scoring_rows(frame, seed)
-    from deep_learning_workflow.pipelines.modelling.schema import ModellingParams
+    from deep_learning_workflow.models.schema import ModellingParams
 
     modelling = parse(ModellingParams, base["modelling"], "modelling")
     rows = clearest_rows(training, profile, modelling, seed)
