@@ -37,8 +37,8 @@ ARCHITECTURES = {
 
 
 def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repeats: int) -> None:
-    from deep_learning_workflow.models.fitting import train_model
     from deep_learning_workflow.inference import time_single_records
+    from deep_learning_workflow.models.fitting import train_model
     from deep_learning_workflow.parameters import parse
     from deep_learning_workflow.pipelines.tuning.objectives import (
         count_parameters,

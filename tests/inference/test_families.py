@@ -35,8 +35,6 @@ ROLES = ColumnRoles(
 )
 
 
-
-
 def reviews(rows: int, seed: int) -> pd.DataFrame:
     frame = review_frame(rows, seed=seed)
     return frame.assign(
