@@ -10,8 +10,8 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from plotly.offline import get_plotlyjs
 
+from deep_learning_workflow.datasets.optional_json import OptionalJSONDataset
 from deep_learning_workflow.pipelines.evaluation import create_pipeline
-from deep_learning_workflow.pipelines.evaluation.datasets import OptionalJSONDataset
 from deep_learning_workflow.pipelines.evaluation.pipeline import create_validation_pipeline
 
 OUTPUTS = [

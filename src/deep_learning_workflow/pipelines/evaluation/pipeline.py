@@ -11,6 +11,7 @@ from kedro.pipeline import Pipeline, node
 from .nodes import (
     choose_decision_threshold,
     collect_tracking_records,
+    compare_with_baselines,
     evaluate_release_gate,
     evaluate_test_split,
     evaluate_validation,
@@ -69,13 +70,27 @@ def create_validation_pipeline() -> Pipeline:
                 name="run_release_scenarios",
             ),
             node(
+                compare_with_baselines,
+                inputs=[
+                    "validation_predictions",
+                    "decision_threshold",
+                    "baseline_metrics",
+                    "params:evaluation",
+                    "params:problem",
+                    "params:seed",
+                ],
+                outputs="baseline_comparisons",
+                name="compare_with_baselines",
+            ),
+            node(
                 evaluate_release_gate,
                 inputs=[
                     "validation_metrics",
-                    "baseline_metrics",
+                    "baseline_comparisons",
                     "decision_threshold",
                     "scenario_results",
                     "previous_release",
+                    "seed_report",
                     "params:evaluation",
                     "params:problem",
                 ],

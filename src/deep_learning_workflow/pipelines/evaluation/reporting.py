@@ -23,7 +23,7 @@ from sklearn.metrics import (
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
 from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.pipelines.evaluation.nodes import CANDIDATE
-from deep_learning_workflow.pipelines.evaluation.parameters import EvaluationParameters
+from deep_learning_workflow.pipelines.evaluation.schema import EvaluationParameters
 from deep_learning_workflow.problem import Costs, ProblemDefinition
 
 METRIC_NAMES = {
