@@ -7,9 +7,10 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 from deep_learning_workflow.hooks import CheckConnectionsHook, ValidateParametersHook
+from deep_learning_workflow.run_summary import RunSummaryHook
 
 # Hooks of one stage are called last-registered first: parameters are validated before any database is contacted.
-HOOKS = (CheckConnectionsHook(), ValidateParametersHook())
+HOOKS = (CheckConnectionsHook(), ValidateParametersHook(), RunSummaryHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
