@@ -59,6 +59,7 @@ def _run(
                 }
             ),
             "release_scenarios": MemoryDataset(release_scenarios),
+            "seed_report": MemoryDataset({"kept_seed": 42, "primary_metric": "pr_auc"}),
             "previous_release": OptionalJSONDataset(str(record)),
             "release_record": OptionalJSONDataset(str(record)),
             **{f"params:{key}": MemoryDataset(value) for key, value in params.items()},
@@ -71,6 +72,9 @@ def _run(
 
 @pytest.fixture(scope="module")
 def params(columns, problem, evaluation) -> dict:
+    # 300 validation rows: the intervals of a lead are about twice as wide as on Telco's 1,056, and so the margins.
+    gate = {**evaluation["release_gate"], "also_compare": {"log_loss": 0.05, "accuracy": 0.05}}
+    evaluation = {**evaluation, "release_gate": gate}
     return {"columns": columns, "problem": problem, "evaluation": evaluation, "seed": 42}
 
 

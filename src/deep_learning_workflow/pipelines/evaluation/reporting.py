@@ -31,8 +31,8 @@ METRIC_NAMES = {
     "roc_auc": "ROC-AUC",
     "log_loss": "Log loss",
     "brier": "Brier score",
-    "accuracy": "Accuracy",
-    "f1_macro": "Macro F1",
+    "accuracy": "Accuracy (at the decision rule)",
+    "f1_macro": "Macro F1 (at the decision rule)",
     "precision": "Precision",
     "recall": "Recall",
     "f1": "F1",
@@ -382,9 +382,49 @@ def _gate_section(release_gate: Mapping) -> str:
         [_text(check["check"]), "✅ pass" if check["passed"] else "❌ fail", _text(check["detail"])]
         for check in release_gate["checks"]
     ]
-    return f"<p class='verdict {verdict.lower()}'>Verdict: {verdict}</p>" + _table(
-        ["Check", "Result", "Detail"], rows
-    )
+    parts = [
+        f"<p class='verdict {verdict.lower()}'>Verdict: {verdict}</p>",
+        _table(["Check", "Result", "Detail"], rows),
+    ]
+    comparisons = release_gate.get("comparisons", [])
+    if comparisons:
+        rule = release_gate["rule"]
+        level = f"{rule['confidence']:.0%}"
+        lines = [
+            [
+                _text(item["baseline"]),
+                METRIC_NAMES[item["metric"]],
+                _number(item["model"]),
+                _number(item["baseline_value"]),
+                f"{item['lead']:+.4f}",
+                f"{item['lead_low']:+.4f} – {item['lead_high']:+.4f}",
+                f"{item['margin']:g}",
+                "✅ pass" if item["passed"] else "❌ fail",
+            ]
+            for item in comparisons
+        ]
+        parts += [
+            f"<p>The model against each baseline on validation, rule <b>{_text(rule['name'])}</b>: a paired "
+            f"bootstrap of the validation rows gives the {level} interval of the model's lead (positive: the "
+            "model is better; for log loss, a lower loss). Accuracy is that of the decisions at each "
+            "candidate's threshold.</p>",
+            _table(
+                [
+                    "Baseline",
+                    "Metric",
+                    "Model",
+                    "Baseline",
+                    "Lead",
+                    f"{level} interval",
+                    "Margin",
+                    "Result",
+                ],
+                lines,
+            ),
+        ]
+    if release_gate.get("validation_optimistic"):
+        parts.append(f"<p><b>{_text(release_gate['validation_note'])}</b></p>")
+    return "".join(parts)
 
 
 def _test_section(test_metrics: Mapping) -> str:
