@@ -26,7 +26,7 @@ from deep_learning_workflow.pipelines.evaluation.nodes import (
     resolve_evaluation_setup,
     run_release_scenarios,
 )
-from deep_learning_workflow.pipelines.evaluation.reporting import (
+from deep_learning_workflow.pipelines.evaluation.plots import (
     plot_calibration_curves,
     plot_confusion_matrix,
     plot_precision_recall_curves,

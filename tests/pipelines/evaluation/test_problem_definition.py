@@ -22,7 +22,7 @@ from deep_learning_workflow.pipelines.evaluation.nodes import (
     predict_validation,
     resolve_evaluation_setup,
 )
-from deep_learning_workflow.pipelines.evaluation.reporting import render_model_report
+from deep_learning_workflow.pipelines.evaluation.report import render_model_report
 from deep_learning_workflow.problem import ProblemDefinition
 
 COST_RULE = {"threshold": {"rule": "min_expected_cost", "target": None}}

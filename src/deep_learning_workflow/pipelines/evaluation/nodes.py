@@ -14,15 +14,16 @@ from typing import Any
 import pandas as pd
 
 from deep_learning_workflow.bootstrap import describe_bootstrap
-from deep_learning_workflow.columns import ColumnRoles, resolve_roles
+from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.fingerprints import model_fingerprint
-from deep_learning_workflow.metrics import classification_summary, positive_index, predict_labels
+from deep_learning_workflow.metrics import classification_summary, predict_labels
 from deep_learning_workflow.parameters import parse, schema_for
 from deep_learning_workflow.pipelines.evaluation import gate as checks
 from deep_learning_workflow.pipelines.evaluation.predictions import (
     CANDIDATE,
     describe_split,
     predict_all,
+    resolve_setup,
     setup_of,
     split_labels,
 )
@@ -67,27 +68,7 @@ def resolve_evaluation_setup(
             a column.
     """
     configured = parse(ColumnRoles, columns, "columns")
-    recorded = model_metadata.get("roles") or {}
-    trained = {
-        role: list(recorded[role])
-        for role in ("numeric", "categorical", "text")
-        if role in recorded
-    }
-    roles = resolve_roles(val, configured.model_copy(update=trained), "val")
-    classes = model_metadata.get("classes")
-    if not classes:
-        raise ValueError(
-            "model_metadata has no 'classes' (the order of the model's probability columns)."
-        )
-    classes = [str(label) for label in classes]
-    positive_class = model_metadata.get("positive_class") or roles.positive_class
-    if len(classes) == 2:
-        positive_class = classes[positive_index(classes, positive_class)]
-    elif positive_class is not None and positive_class not in classes:
-        raise ValueError(
-            f"positive_class '{positive_class}' is not one of the model's classes {classes}."
-        )
-    return {"roles": roles.model_dump(), "classes": classes, "positive_class": positive_class}
+    return resolve_setup(val, model_metadata, configured)
 
 
 def predict_validation(

@@ -20,13 +20,13 @@ from .nodes import (
     resolve_evaluation_setup,
     run_release_scenarios,
 )
-from .reporting import (
+from .plots import (
     plot_calibration_curves,
     plot_confusion_matrix,
     plot_precision_recall_curves,
     plot_roc_curves,
-    render_model_report,
 )
+from .report import render_model_report
 
 TEST_EVALUATION_NODE = "evaluate_test_split"
 

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deep_learning_workflow.columns import ColumnRoles, target_labels
+from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_labels
 from deep_learning_workflow.fingerprints import frame_fingerprint
+from deep_learning_workflow.metrics import positive_index
 from deep_learning_workflow.model_inputs import predict_probabilities
 
 CANDIDATE = "model"
@@ -122,3 +123,30 @@ def setup_of(evaluation_setup: Mapping[str, Any]) -> tuple[ColumnRoles, list[str
         list(evaluation_setup["classes"]),
         evaluation_setup["positive_class"],
     )
+
+
+def resolve_setup(
+    val: pd.DataFrame, model_metadata: Mapping[str, Any], configured: ColumnRoles
+) -> dict:
+    """The model's feature columns (its metadata's roles over the configured ones), classes and positive class."""
+    recorded = model_metadata.get("roles") or {}
+    trained = {
+        role: list(recorded[role])
+        for role in ("numeric", "categorical", "text")
+        if role in recorded
+    }
+    roles = resolve_roles(val, configured.model_copy(update=trained), "val")
+    classes = model_metadata.get("classes")
+    if not classes:
+        raise ValueError(
+            "model_metadata has no 'classes' (the order of the model's probability columns)."
+        )
+    classes = [str(label) for label in classes]
+    positive_class = model_metadata.get("positive_class") or roles.positive_class
+    if len(classes) == 2:
+        positive_class = classes[positive_index(classes, positive_class)]
+    elif positive_class is not None and positive_class not in classes:
+        raise ValueError(
+            f"positive_class '{positive_class}' is not one of the model's classes {classes}."
+        )
+    return {"roles": roles.model_dump(), "classes": classes, "positive_class": positive_class}
