@@ -76,14 +76,11 @@ def _namespaced(pipeline_outputs: set[str], name: str) -> str | None:
 def _best_baseline(gate: Mapping[str, Any]) -> tuple[str, float] | None:
     """The baseline with the best value of the primary metric among the gate's comparisons."""
     primary = gate["primary_metric"]
-    values = {
-        item["baseline"]: item["baseline_value"]
-        for item in gate.get("comparisons", [])
-        if item["metric"] == primary
-    }
-    if not values:
+    on_primary = [item for item in gate.get("comparisons", []) if item["metric"] == primary]
+    if not on_primary:
         return None
-    greater = next(item["greater_is_better"] for item in gate["comparisons"])
+    values = {item["baseline"]: item["baseline_value"] for item in on_primary}
+    greater = on_primary[0]["greater_is_better"]
     name = max(values, key=values.get) if greater else min(values, key=values.get)
     return name, values[name]
 
