@@ -42,15 +42,24 @@ def compare_candidates(
     margins: Mapping[str, float],
     gate: ReleaseGateParameters,
     seed: int,
+    max_rows: int | None = None,
 ) -> list[dict]:
     """The model against every baseline on each metric: its lead on the paired bootstrap resamples, and the rule.
 
     The lead is the model's score minus the baseline's, sign-flipped for metrics where lower is better, so a
-    positive lead always means the model is better.
+    positive lead always means the model is better. Beyond ``max_rows`` rows, the m-out-of-n bootstrap of
+    :func:`~deep_learning_workflow.bootstrap.bootstrap_scores`.
     """
     metrics = list(margins)
     resampled = bootstrap_scores(
-        metrics, labels, candidates, classes, positive_class, gate.resamples, seed
+        metrics,
+        labels,
+        candidates,
+        classes,
+        positive_class,
+        gate.resamples,
+        seed,
+        max_rows=max_rows,
     )
     ones = np.ones((1, len(labels)))
     points = {

@@ -226,13 +226,14 @@ def compare_with_baselines(
 
     The primary metric (``params:problem.primary_metric``) is compared with ``release_gate.margin`` and each metric
     of ``release_gate.also_compare`` with its own margin, under ``release_gate.rule``; every candidate's decisions
-    are taken at its own threshold.
+    are taken at its own threshold. Beyond ``bootstrap.max_rows`` validation rows, resamples draw from a stratified
+    sample of that size, rescaled (as the test split's intervals).
 
     Returns:
         One record per baseline and metric: both values, the model's lead (positive: the model is better), its
         interval, the rule, the margin and whether it ``passed``.
     """
-    gate = parse(EvaluationParameters, evaluation, "evaluation").release_gate
+    params = parse(EvaluationParameters, evaluation, "evaluation")
     primary = parse(ProblemDefinition, problem, "problem").primary_metric
     seed = parse(schema_for("seed"), seed, "seed")
     probabilities = validation_predictions["probabilities"]
@@ -243,9 +244,10 @@ def compare_with_baselines(
         candidates,
         validation_predictions["classes"],
         validation_predictions["positive_class"],
-        checks.compared_metrics(gate, primary),
-        gate,
+        checks.compared_metrics(params.release_gate, primary),
+        params.release_gate,
         seed,
+        params.bootstrap.max_rows,
     )
 
 
