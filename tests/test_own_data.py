@@ -199,7 +199,7 @@ def test_the_own_data_keys_replace_what_names_telco_after_the_soft_merge(project
     from kedro.config import OmegaConfigLoader
 
     from deep_learning_workflow.parameters import parse, validate_parameters
-    from deep_learning_workflow.pipelines.evaluation.parameters import EvaluationParameters
+    from deep_learning_workflow.pipelines.evaluation.schema import EvaluationParameters
 
     write_environment(project_copy)
     loader = OmegaConfigLoader(

@@ -50,14 +50,27 @@ def to_model_inputs(frame: pd.DataFrame, roles: ColumnRoles) -> dict[str, np.nda
 
 
 def predict_probabilities(
-    model: Any, frame: pd.DataFrame, roles: ColumnRoles, batch_size: int = 1024
+    model: Any, frame: pd.DataFrame, roles: ColumnRoles, batch_size: int = 8192
 ) -> np.ndarray:
-    """Class probabilities of shape (rows, classes) from a Keras model that takes raw records."""
+    """Class probabilities of shape (rows, classes) from a Keras model that takes raw records.
+
+    The model is called eagerly in inference mode, ``batch_size`` rows at a time: Keras' ``predict`` traces a new
+    graph for every model it meets, which costs more than scoring here and warns of retracing when several models
+    (seeds, trials) are scored in one run.
+    """
     if frame.empty:
         raise ValueError("No records to score: the table is empty.")
-    probabilities = np.asarray(
-        model.predict(to_model_inputs(frame, roles), batch_size=batch_size, verbose=0),
-        dtype="float64",
-    )
+    inputs = {name: values.reshape(-1, 1) for name, values in to_model_inputs(frame, roles).items()}
+    parts = [
+        np.asarray(
+            model(
+                {name: values[start : start + batch_size] for name, values in inputs.items()},
+                training=False,
+            ),
+            dtype="float64",
+        )
+        for start in range(0, len(frame), batch_size)
+    ]
+    probabilities = np.concatenate(parts)
     # float32 softmax rows sum to 1 only within ~1e-7; metrics such as log loss expect exact distributions.
     return probabilities / probabilities.sum(axis=1, keepdims=True)

@@ -14,6 +14,7 @@ from deep_learning_workflow.hooks import (
     RunRecordHook,
     ValidateParametersHook,
 )
+from deep_learning_workflow.run_summary import RunSummaryHook
 
 # Hooks of one stage are called last-registered first: an environment that leaves a Telco-specific key unset stops
 # the run first, then parameters are validated, then the outputs locked, then the databases contacted, and only
@@ -25,6 +26,7 @@ HOOKS = (
     RunLockHook(),
     ValidateParametersHook(),
     TableSpecificKeysHook(),
+    RunSummaryHook(),
 )
 
 CONFIG_LOADER_ARGS = {

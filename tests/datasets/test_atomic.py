@@ -18,7 +18,7 @@ import pytest
 from kedro.io.core import DatasetError, Version
 
 from deep_learning_workflow.datasets import atomic
-from deep_learning_workflow.pipelines.evaluation.datasets import OptionalJSONDataset
+from deep_learning_workflow.datasets.optional_json import OptionalJSONDataset
 
 FRAME = pd.DataFrame({"customer_id": ["a", "b", "c"], "tenure": [1.0, 2.5, None]})
 

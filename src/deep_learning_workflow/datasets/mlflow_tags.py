@@ -1,4 +1,4 @@
-"""Datasets of the evaluation pipeline: the release record and the run's MLflow tags."""
+"""The run's tags, written to the active MLflow run."""
 
 from __future__ import annotations
 
@@ -7,33 +7,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from deep_learning_workflow.datasets.atomic import JSONDataset
-
 logger = logging.getLogger(__name__)
-
-
-class OptionalJSONDataset(JSONDataset):
-    """A JSON file that may not exist yet: loading a missing file gives None.
-
-    Used for the record of the released model, which does not exist before the first release. Saving is atomic
-    (:mod:`deep_learning_workflow.datasets.atomic`), so a failed save never leaves a half-written record.
-
-    Example catalog entry::
-
-        previous_release:
-          type: deep_learning_workflow.pipelines.evaluation.datasets.OptionalJSONDataset
-          filepath: data/06_models/released/release.json
-    """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        super().__init__(
-            filepath=filepath, save_args={"indent": 2, "sort_keys": True}, metadata=metadata
-        )
-
-    def load(self) -> dict | None:
-        if not self._exists():
-            return None
-        return super().load()
 
 
 class MlflowTagsDataset(AbstractDataset[dict, None]):

@@ -50,15 +50,43 @@ class ThresholdParameters(Parameters):
 class ReleaseGateParameters(Parameters):
     """What a candidate model must achieve on the validation split to be released.
 
-    Metric values are in the metric's own units; ``floors`` hold metrics where greater is better (minimums),
-    ``ceilings`` metrics where lower is better (maximums, e.g. log_loss, brier). A metric set to null has no
-    floor or ceiling: environments merge parameters softly, so null is how one drops a limit of ``conf/base``.
+    Against every baseline, the model's primary metric and each metric of ``also_compare`` are compared by a paired
+    bootstrap of the validation rows (``resamples``, ``confidence``, seeded with ``params:seed``), under ``rule``:
+    ``superior`` (the interval of the model's lead lies above ``margin``), ``non_inferior`` (it lies above minus
+    ``margin``) or ``point`` (the point estimates: the lead is at least ``margin``). Margins are in each metric's
+    units; ``also_compare`` maps a metric to its own margin. Accuracy is that of the decisions at the chosen
+    threshold.
+
+    ``floors`` hold metrics where greater is better (minimums), ``ceilings`` metrics where lower is better
+    (maximums, e.g. log_loss, brier). A metric set to null has no floor, ceiling or comparison: environments merge
+    parameters softly, so null is how one drops an entry of ``conf/base``.
     """
 
-    baseline_margin: float = Field(default=0.0, ge=0.0, le=0.5)
+    rule: Literal["superior", "non_inferior", "point"] = "non_inferior"
+    margin: float | None = Field(default=None, ge=0.0, le=0.5)
+    also_compare: dict[MetricName, Annotated[float, Field(ge=0.0, le=0.5)] | None] = {
+        "log_loss": 0.02,
+        "accuracy": 0.02,
+    }
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    resamples: int = Field(default=2000, ge=1000, le=100_000)
     floors: dict[MetricName, Annotated[float, Field(ge=0.0, le=1.0)] | None] = {}
     ceilings: dict[MetricName, NonNegativeFloat | None] = {}
     previous_release_tolerance: float = Field(default=0.01, ge=0.0, le=0.5)
+
+    @model_validator(mode="after")
+    def _rule_has_a_margin(self) -> ReleaseGateParameters:
+        if self.margin is None:
+            raise ValueError(
+                f"the rule '{self.rule}' needs a 'margin' (in the primary metric's units, e.g. 0.02; 0 for none): "
+                "set evaluation.release_gate.margin in parameters_evaluation.yml"
+            )
+        return self
+
+    @field_validator("also_compare")
+    @classmethod
+    def _drop_nulls(cls, margins: dict[str, float | None]) -> dict[str, float]:
+        return {name: value for name, value in margins.items() if value is not None}
 
     @field_validator("floors")
     @classmethod
@@ -82,10 +110,15 @@ class ReleaseGateParameters(Parameters):
 
 
 class BootstrapParameters(Parameters):
-    """Bootstrap confidence intervals of the test metrics (seeded with ``params:seed``)."""
+    """Bootstrap confidence intervals of the test metrics (seeded with ``params:seed``).
+
+    Beyond ``max_rows`` test rows, each resample draws from a stratified sample of ``max_rows`` rows and its spread
+    is rescaled to the whole split (the m-out-of-n bootstrap), so the cost does not grow with the table.
+    """
 
     resamples: int = Field(default=1000, ge=20, le=100_000)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    max_rows: int = Field(default=10_000, ge=1_000)
 
 
 class ReportParameters(Parameters):
@@ -100,7 +133,9 @@ class EvaluationParameters(Parameters):
     """Settings of the evaluation pipeline (``params:evaluation``)."""
 
     threshold: ThresholdParameters = ThresholdParameters()
-    release_gate: ReleaseGateParameters = ReleaseGateParameters()
+    release_gate: ReleaseGateParameters = Field(
+        default_factory=lambda: ReleaseGateParameters(margin=0.02)
+    )
     bootstrap: BootstrapParameters = BootstrapParameters()
     calibration_bins: int = Field(default=10, ge=2, le=50)
     report: ReportParameters = ReportParameters()

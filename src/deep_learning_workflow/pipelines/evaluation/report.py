@@ -1,8 +1,5 @@
-"""Plots of the validation results and the model report for decision makers.
-
-Plots are plotly figures (kedro-viz previews them); the report is one self-contained HTML file with plotly.js
-inlined once, so it opens offline and can be mailed.
-"""
+"""The model report for decision makers: one self-contained HTML file with plotly.js inlined once, so it opens
+offline and can be mailed."""
 
 from __future__ import annotations
 
@@ -12,18 +9,11 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import (
-    average_precision_score,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
 
-from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
+from deep_learning_workflow.metrics import GREATER_IS_BETTER
 from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.pipelines.evaluation.nodes import CANDIDATE
-from deep_learning_workflow.pipelines.evaluation.parameters import EvaluationParameters
+from deep_learning_workflow.pipelines.evaluation.predictions import CANDIDATE
+from deep_learning_workflow.pipelines.evaluation.schema import EvaluationParameters
 from deep_learning_workflow.problem import Costs, ProblemDefinition
 
 METRIC_NAMES = {
@@ -31,8 +21,8 @@ METRIC_NAMES = {
     "roc_auc": "ROC-AUC",
     "log_loss": "Log loss",
     "brier": "Brier score",
-    "accuracy": "Accuracy",
-    "f1_macro": "Macro F1",
+    "accuracy": "Accuracy (at the decision rule)",
+    "f1_macro": "Macro F1 (at the decision rule)",
     "precision": "Precision",
     "recall": "Recall",
     "f1": "F1",
@@ -44,188 +34,9 @@ METRIC_MEANINGS = {
     "roc_auc": "the chance that a random positive record is ranked above a random negative one (0.5 is chance)",
     "log_loss": "how confident and right the probabilities are (lower is better)",
     "brier": "the mean squared error of the probabilities (lower is better)",
-    "accuracy": "the share of records whose most probable class is right",
-    "f1_macro": "the mean over classes of the balance between precision and recall",
+    "accuracy": "the share of records decided right at the decision rule",
+    "f1_macro": "the mean over classes of the balance between precision and recall, at the decision rule",
 }
-LAYOUT = {
-    "template": "plotly_white",
-    "width": 640,
-    "height": 480,
-    "legend": {"x": 0.99, "xanchor": "right"},
-}
-
-
-# --- plots --------------------------------------------------------------------------------------------------------
-
-
-def _curve_columns(predictions: Mapping[str, Any]) -> list[tuple[str, str, int]]:
-    """(candidate, class, column) of each curve: every candidate's positive class, or the model's classes."""
-    classes = predictions["classes"]
-    if len(classes) == 2:
-        column = positive_index(classes, predictions["positive_class"])
-        return [(name, classes[column], column) for name in predictions["probabilities"]]
-    return [(CANDIDATE, label, column) for column, label in enumerate(classes)]
-
-
-def _trace_name(candidate: str, label: str, binary: bool) -> str:
-    return candidate if binary else f"{candidate}: {label} vs rest"
-
-
-def plot_confusion_matrix(validation_metrics: Mapping[str, Any]) -> go.Figure:
-    """The model's confusion matrix on the validation split at its decision threshold."""
-    decisions = validation_metrics["at_threshold"]
-    matrix = decisions["confusion_matrix"]
-    classes = matrix["classes"]
-    counts = np.asarray(matrix["counts"])
-    threshold = decisions["threshold"]
-    rule = "most probable class" if threshold is None else f"threshold {threshold:.3f}"
-    figure = go.Figure(
-        go.Heatmap(
-            z=counts,
-            x=[f"decided {label}" for label in classes],
-            y=[f"true {label}" for label in classes],
-            text=counts,
-            texttemplate="%{text}",
-            colorscale="Blues",
-            showscale=False,
-        )
-    )
-    figure.update_layout(
-        **{**LAYOUT, "width": 520, "height": 440},
-        title=f"Confusion matrix: model on validation ({rule})",
-        yaxis={"autorange": "reversed"},
-    )
-    return figure
-
-
-def plot_roc_curves(validation_predictions: Mapping[str, Any]) -> go.Figure:
-    """ROC curves of the model and the baselines on the validation split (one-vs-rest per class if multi-class)."""
-    labels = validation_predictions["labels"]
-    binary = len(validation_predictions["classes"]) == 2
-    figure = go.Figure()
-    for candidate, label, column in _curve_columns(validation_predictions):
-        truth = labels == label
-        scores = validation_predictions["probabilities"][candidate][:, column]
-        fpr, tpr, _ = roc_curve(truth, scores)
-        area = roc_auc_score(truth, scores)
-        figure.add_trace(
-            go.Scatter(
-                x=fpr,
-                y=tpr,
-                mode="lines",
-                name=f"{_trace_name(candidate, label, binary)} (AUC {area:.3f})",
-            )
-        )
-    figure.add_trace(
-        go.Scatter(
-            x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"}
-        )
-    )
-    figure.update_layout(
-        **LAYOUT,
-        title="ROC curves on validation",
-        xaxis_title="False positive rate",
-        yaxis_title="True positive rate (recall)",
-    )
-    return figure
-
-
-def plot_precision_recall_curves(
-    validation_predictions: Mapping[str, Any], decision_threshold: Mapping[str, Any]
-) -> go.Figure:
-    """Precision-recall curves on the validation split, with the model's chosen operating point."""
-    labels = validation_predictions["labels"]
-    binary = len(validation_predictions["classes"]) == 2
-    figure = go.Figure()
-    for candidate, label, column in _curve_columns(validation_predictions):
-        truth = labels == label
-        scores = validation_predictions["probabilities"][candidate][:, column]
-        precision, recall, _ = precision_recall_curve(truth, scores)
-        area = average_precision_score(truth, scores)
-        figure.add_trace(
-            go.Scatter(
-                x=recall,
-                y=precision,
-                mode="lines",
-                line={"shape": "hv"},
-                name=f"{_trace_name(candidate, label, binary)} (AP {area:.3f})",
-            )
-        )
-    if binary and decision_threshold.get("threshold") is not None:
-        figure.add_trace(
-            go.Scatter(
-                x=[decision_threshold["recall"]],
-                y=[decision_threshold["precision"]],
-                mode="markers",
-                marker={"size": 12, "symbol": "x", "color": "black"},
-                name=f"model at threshold {decision_threshold['threshold']:.3f}",
-            )
-        )
-        positive = decision_threshold["positive_class"]
-        share = float(np.mean(labels == positive))
-        figure.add_hline(
-            y=share, line_dash="dot", line_color="grey", annotation_text=f"share of {positive}"
-        )
-    figure.update_layout(
-        **LAYOUT,
-        title="Precision-recall curves on validation",
-        xaxis_title="Recall",
-        yaxis_title="Precision",
-    )
-    return figure
-
-
-def plot_calibration_curves(
-    validation_predictions: Mapping[str, Any], evaluation: dict
-) -> go.Figure:
-    """Reliability diagram on the validation split: predicted probability against observed frequency.
-
-    Bins hold equal numbers of records (``params:evaluation.calibration_bins``). For a multi-class target the
-    model's top-class probability is compared with how often the top class is right.
-    """
-    bins = parse(EvaluationParameters, evaluation, "evaluation").calibration_bins
-    labels = validation_predictions["labels"]
-    classes = validation_predictions["classes"]
-    figure = go.Figure()
-    if len(classes) == 2:
-        for candidate, label, column in _curve_columns(validation_predictions):
-            scores = validation_predictions["probabilities"][candidate][:, column]
-            observed, predicted = calibration_curve(
-                labels == label, scores, n_bins=bins, strategy="quantile"
-            )
-            figure.add_trace(
-                go.Scatter(x=predicted, y=observed, mode="lines+markers", name=candidate)
-            )
-        axis = f"P({classes[positive_index(classes, validation_predictions['positive_class'])]})"
-    else:
-        probabilities = validation_predictions["probabilities"][CANDIDATE]
-        correct = np.asarray(classes)[probabilities.argmax(axis=1)] == labels
-        observed, predicted = calibration_curve(
-            correct, probabilities.max(axis=1), n_bins=bins, strategy="quantile"
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=predicted, y=observed, mode="lines+markers", name=f"{CANDIDATE}: top class"
-            )
-        )
-        axis = "probability of the top class"
-    figure.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            mode="lines",
-            name="perfectly calibrated",
-            line={"dash": "dot", "color": "grey"},
-        )
-    )
-    figure.update_layout(
-        **LAYOUT,
-        title="Calibration on validation",
-        xaxis_title=f"Mean predicted {axis}",
-        yaxis_title="Observed frequency",
-    )
-    return figure
-
 
 # --- report -------------------------------------------------------------------------------------------------------
 
@@ -382,9 +193,49 @@ def _gate_section(release_gate: Mapping) -> str:
         [_text(check["check"]), "✅ pass" if check["passed"] else "❌ fail", _text(check["detail"])]
         for check in release_gate["checks"]
     ]
-    return f"<p class='verdict {verdict.lower()}'>Verdict: {verdict}</p>" + _table(
-        ["Check", "Result", "Detail"], rows
-    )
+    parts = [
+        f"<p class='verdict {verdict.lower()}'>Verdict: {verdict}</p>",
+        _table(["Check", "Result", "Detail"], rows),
+    ]
+    comparisons = release_gate.get("comparisons", [])
+    if comparisons:
+        rule = release_gate["rule"]
+        level = f"{rule['confidence']:.0%}"
+        lines = [
+            [
+                _text(item["baseline"]),
+                METRIC_NAMES[item["metric"]],
+                _number(item["model"]),
+                _number(item["baseline_value"]),
+                f"{item['lead']:+.4f}",
+                f"{item['lead_low']:+.4f} – {item['lead_high']:+.4f}",
+                f"{item['margin']:g}",
+                "✅ pass" if item["passed"] else "❌ fail",
+            ]
+            for item in comparisons
+        ]
+        parts += [
+            f"<p>The model against each baseline on validation, rule <b>{_text(rule['name'])}</b>: a paired "
+            f"bootstrap of the validation rows gives the {level} interval of the model's lead (positive: the "
+            "model is better; for log loss, a lower loss). Accuracy is that of the decisions at each "
+            "candidate's threshold.</p>",
+            _table(
+                [
+                    "Baseline",
+                    "Metric",
+                    "Model",
+                    "Baseline",
+                    "Lead",
+                    f"{level} interval",
+                    "Margin",
+                    "Result",
+                ],
+                lines,
+            ),
+        ]
+    if release_gate.get("validation_optimistic"):
+        parts.append(f"<p><b>{_text(release_gate['validation_note'])}</b></p>")
+    return "".join(parts)
 
 
 def _test_section(test_metrics: Mapping) -> str:
