@@ -137,7 +137,7 @@ def check_scoring_batch(batch: pd.DataFrame, roles: ColumnRoles) -> list[str]:
 def check_scenarios(scenarios: Any, roles: ColumnRoles) -> list[str]:
     """Release scenarios must parse and name feature columns only."""
     from deep_learning_workflow.parameters import parse
-    from deep_learning_workflow.pipelines.evaluation.parameters import ReleaseScenarios
+    from deep_learning_workflow.pipelines.evaluation.schema import ReleaseScenarios
 
     try:
         typed = parse(ReleaseScenarios, scenarios, "release_scenarios")
