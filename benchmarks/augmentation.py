@@ -47,6 +47,8 @@ def figures(seeds: int, settings: dict[str, dict[str, Any]]) -> pd.DataFrame:
     from deep_learning_workflow.models.preprocessing import as_params
 
     parameters = project_parameters(ENV)
+    # Token dropout and swaps act on word ids: the averaged-embedding text encoder, whatever the default.
+    parameters["modelling"]["text"] = {**parameters["modelling"]["text"], "encoder": "embedding"}
     primary = parameters["problem"]["primary_metric"]
     splits = splits_of_env(ENV, DATA_PIPELINES)
     roles = resolve_roles(splits["train"], ColumnRoles(**parameters["columns"]), "train")

@@ -70,6 +70,8 @@ def _parameters() -> dict[str, Any]:
     parameters = project_parameters(env)
     if env == "base":
         parameters["columns"] = FALLBACK_ROLES
+    # Word vectors start word embeddings: the averaged-embedding text encoder, whatever the environment's default.
+    parameters["modelling"]["text"] = {**parameters["modelling"]["text"], "encoder": "embedding"}
     return parameters
 
 

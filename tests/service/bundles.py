@@ -153,7 +153,7 @@ def coverage_model(frame: pd.DataFrame):
     BatchNormalization and Activation layers (and a Flatten)."""
     import keras
 
-    from deep_learning_workflow.pipelines.modelling import layers as custom
+    from deep_learning_workflow.models import layers as custom
 
     keras.utils.set_random_seed(7)
     length = keras.Input(shape=(1,), name="review_length", dtype="float32")
