@@ -51,6 +51,7 @@ JSON = "application/json"
 METHODS = {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"}
 # Probes and scrapes are never turned away: an overloaded service is still alive, and its metrics matter most then.
 UNLIMITED = {"/livez", "/readyz", "/metrics"}
+CLOSE = (b"connection", b"close")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -69,14 +70,24 @@ PREDICT_RESPONSES = {
         "content": {JSON: {"schema": {"$ref": "#/components/schemas/Prediction"}}},
     },
     "400": _error_content("Malformed JSON"),
+    "408": _error_content("The body did not arrive in time"),
     "413": _error_content("Body or batch too large"),
+    "415": _error_content("The body is not declared as JSON"),
     "422": _error_content("Invalid records, or a non-finite model output"),
     "503": _error_content("Not ready, or overloaded"),
 }
 
 
+def dump_json(content: Any) -> bytes:
+    """orjson, or the stdlib's ASCII-escaped JSON for text orjson refuses (a lone surrogate in a field name)."""
+    try:
+        return orjson.dumps(content)
+    except orjson.JSONEncodeError:
+        return json.dumps(content, ensure_ascii=True, default=str).encode()
+
+
 def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type=JSON, headers=headers)
+    return Response(dump_json(content), status_code=status, media_type=JSON, headers=headers)
 
 
 def error_body(
@@ -117,6 +128,7 @@ class ServiceState:
         self.writer: PredictionLogWriter | None = None
         self.drift = None
         self.in_flight = 0
+        self.draining = False
         self._label_children: dict[tuple[str, str, str], Any] = {}
         self._column_children: dict[tuple[str, str], Any] = {}
         self._probability_children: dict[str, Any] = {}
@@ -243,11 +255,19 @@ def limit_blas_threads(threads: int) -> None:
 
 
 def _parse(body: bytes) -> Any:
-    """orjson first; the stdlib parser only on failure, to name NaN/Infinity fields instead of a parse error."""
+    """orjson first; the stdlib parser only on failure, to name NaN/Infinity fields instead of a parse error (and
+    to read escaped lone surrogates, which orjson refuses). Raises ValueError for anything else."""
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        if b"\\u" not in body and b"NaN" not in body and b"Infinity" not in body:
+            raise ValueError(
+                str(error)
+            ) from None  # nothing the stdlib reads differently: no deep recursion
+    try:
         return json.loads(body, parse_constant=float)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 class ServiceMiddleware:
@@ -276,9 +296,15 @@ class ServiceMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started = True
+                if (
+                    state.draining
+                ):  # keep-alive clients reconnect elsewhere instead of meeting a reset
+                    message = {**message, "headers": [*message["headers"], CLOSE]}
             await send(message)
 
-        if state.in_flight >= self.limit and path not in UNLIMITED:
+        # /predict counts itself once its body is read: a slow client's upload is no request in flight yet.
+        counted = path != "/predict"
+        if counted and state.in_flight >= self.limit and path not in UNLIMITED:
             metrics.errors.labels(handler, "overloaded").inc()
             response = json_response(
                 503,
@@ -306,8 +332,9 @@ class ServiceMiddleware:
                 return
         else:
             receive = self._counting(receive)
-        state.in_flight += 1
-        metrics.in_flight.set(state.in_flight)
+        if counted:
+            state.in_flight += 1
+            metrics.in_flight.set(state.in_flight)
         try:
             await self.app(scope, receive, send_tracking)
         except _BodyTooLarge:
@@ -321,8 +348,9 @@ class ServiceMiddleware:
                     500, error_body("internal_error", "The service failed on this request.")
                 )(scope, receive, send_tracking)
         finally:
-            state.in_flight -= 1
-            metrics.in_flight.set(state.in_flight)
+            if counted:
+                state.in_flight -= 1
+                metrics.in_flight.set(state.in_flight)
             metrics.observe_request(handler, method, status, time.perf_counter() - start)
 
     async def _too_large(self, handler: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -346,6 +374,32 @@ class ServiceMiddleware:
             return message
 
         return counting_receive
+
+
+MEDIA_TYPE_MESSAGE = "Send the records as JSON, with the header 'Content-Type: application/json'."
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the Content-Type is JSON (``application/json``, with parameters, or a ``+json`` type)."""
+    for name, value in headers:
+        if name == b"content-type":
+            media = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or (
+                media.startswith(b"application/") and media.endswith(b"+json")
+            )
+    return False
+
+
+async def _answer(
+    send: Send, status: int, content: bytes, close: bool = False, retry_after: bool = False
+) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(content))]
+    if close:
+        headers.append(CLOSE)
+    if retry_after:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
 
 
 def _predict_schemas(state: ServiceState, max_batch: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -426,7 +480,7 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
         status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
     ) -> tuple[int, bytes]:
         metrics.errors.labels("/predict", code).inc()
-        return status, orjson.dumps(error_body(code, message, problems))
+        return status, dump_json(error_body(code, message, problems))
 
     def predict(body: bytes, headers: list[tuple[bytes, bytes]], start: float) -> tuple[int, bytes]:
         """Status and JSON body of a /predict request."""
@@ -526,30 +580,43 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
             }
         return 200, orjson.dumps(content)
 
+    limit, body_timeout = settings.max_concurrency, settings.body_timeout_seconds
+
     async def predict_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         # Plain ASGI: no Request or Response objects, and no FastAPI dependency solving (or pydantic) for a
         # body the handler parses itself. The route stays first in the table; its OpenAPI entry is written below.
         start = time.perf_counter()
+        headers = scope["headers"]
+        if not _is_json(headers):
+            await _answer(send, *fail(415, "unsupported_media_type", MEDIA_TYPE_MESSAGE))
+            return
         chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        status, content = predict(b"".join(chunks), scope["headers"], start)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(content)),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+        try:
+            async with asyncio.timeout(body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            message = f"The request body did not arrive within {body_timeout:g} s."
+            await _answer(send, *fail(408, "body_timeout", message), close=True)
+            return
+        if state.in_flight >= limit:
+            metrics.errors.labels("/predict", "overloaded").inc()
+            content = dump_json(
+                error_body("overloaded", f"More than {limit} requests in flight; retry shortly.")
+            )
+            await _answer(send, 503, content, retry_after=True)
+            return
+        state.in_flight += 1
+        try:
+            status, content = predict(b"".join(chunks), headers, start)
+            await _answer(send, status, content)
+        finally:
+            state.in_flight -= 1
 
     app.router.routes.insert(
         0, Route("/predict", _ASGIEndpoint(predict_endpoint), methods=["POST"], name="predict")
@@ -566,6 +633,8 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
         responses={503: {"description": "Loading, or loading failed"}},
     )
     async def readyz() -> Response:
+        if state.draining:
+            return json_response(503, {"status": "draining", "error": None})
         if state.ready:
             versions = {
                 v: m.version

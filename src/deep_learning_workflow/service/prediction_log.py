@@ -23,6 +23,7 @@ Table ``predictions`` (name from settings)::
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -65,6 +66,15 @@ def prediction_table(metadata: sa.MetaData, name: str = "predictions") -> sa.Tab
         sa.Column("latency_ms", sa.Float),
         sa.Column("error", sa.Text),
     )
+
+
+def encode_record(record: Any) -> str:
+    """A record as JSON text for the log. Text orjson refuses (a lone surrogate, which JSON can carry but UTF-8
+    cannot) is written with ASCII escapes instead (``"\\ud800"``), so the row keeps what was received."""
+    try:
+        return orjson.dumps(record).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(record, ensure_ascii=True, default=repr)
 
 
 def create_log_engine(url: str) -> sa.Engine:
@@ -316,7 +326,10 @@ class PredictionLogWriter:
             part = entries[start : start + 256]
             rows += self._served_rows(part)
             if self.shadow is not None:
-                rows += self._shadow_rows(part)
+                try:
+                    rows += self._shadow_rows(part)
+                except Exception:  # the served rows are written whatever the shadow does
+                    logger.exception("The shadow could not score %d requests", len(part))
             time.sleep(
                 0
             )  # let the event loop in between slices: a long hold of the GIL shows in latency
@@ -327,24 +340,31 @@ class PredictionLogWriter:
     def _served_rows(self, entries: list[LogEntry]) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = []
         for entry in entries:
-            if self.on_records is not None:
-                self.on_records(entry.records)
-            if self._engine is not None:
-                entry.encoded = [orjson.dumps(record).decode() for record in entry.records]
-                entry.when = self._when(entry.timestamp)
-                rows += _rows(
-                    entry,
-                    entry.when,
-                    entry.variant,
-                    entry.model_version,
-                    True,
-                    entry.scores,
-                    entry.classes,
-                    entry.latency_ms,
-                    None,
-                    entry.encoded,
-                )
+            try:
+                rows += self._entry_rows(entry)
+            except Exception as error:  # one entry that cannot become rows costs its own rows only
+                self._dropped(len(entry.records), error)
         return rows
+
+    def _entry_rows(self, entry: LogEntry) -> list[tuple[Any, ...]]:
+        if self.on_records is not None:
+            self.on_records(entry.records)
+        if self._engine is None:
+            return []
+        entry.encoded = [encode_record(record) for record in entry.records]
+        entry.when = self._when(entry.timestamp)
+        return _rows(
+            entry,
+            entry.when,
+            entry.variant,
+            entry.model_version,
+            True,
+            entry.scores,
+            entry.classes,
+            entry.latency_ms,
+            None,
+            entry.encoded,
+        )
 
     def _shadow_rows(self, entries: list[LogEntry]) -> list[tuple[Any, ...]]:
         """Score every entry with the shadow, all records in one call (one entry at a time if that fails)."""
@@ -406,20 +426,46 @@ class PredictionLogWriter:
         return None, error, (time.perf_counter() - start) * 1000
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert the rows in one transaction; if that fails, row by row, so one bad row costs only itself."""
         if not rows or self._engine is None:
             return
         try:
-            with self._engine.begin() as connection:
-                connection.exec_driver_sql(self._insert_sql, rows)
-            self.metrics.log_written.inc(len(rows))
-        except Exception as error:  # a database outage must not take the service down
-            self.metrics.log_dropped.inc(len(rows))
-            now = time.monotonic()
-            if now - self._last_failure > 60:
-                logger.warning(
-                    "Could not write %d rows to the prediction log: %s", len(rows), error
-                )
-                self._last_failure = now
+            self._insert(rows)
+            return
+        except Exception as error:  # a bad row or a database outage must not take the service down
+            failure = error
+        written = failed = 0
+        for row in rows:
+            # Ten failures in a row and nothing written: the database is down, not a row bad.
+            if failed >= 10 and not written:
+                break
+            try:
+                self._insert([row])
+                written += 1
+            except Exception as error:
+                failed += 1
+                failure = error
+        self._dropped(len(rows) - written, failure)
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._engine.begin() as connection:
+            connection.exec_driver_sql(self._insert_sql, rows)
+        self.metrics.log_written.inc(len(rows))
+
+    def _dropped(self, count: int, error: BaseException) -> None:
+        """Count rows that could not be logged, and say so (at most once a minute per run of failures)."""
+        if not count:
+            return
+        self.metrics.log_dropped.inc(count)
+        now = time.monotonic()
+        if now - self._last_failure > 60:
+            logger.error(
+                "Could not write %d rows to the prediction log (counted in "
+                "dlw_prediction_log_dropped_total): %s",
+                count,
+                scrub(str(error), self.url or ""),
+            )
+            self._last_failure = now
 
 
 def read_logged_records(

@@ -38,6 +38,8 @@ _TEXT_TYPES = frozenset({str, type(None)})
 
 def _is_float(value: Any) -> bool:
     return type(value) is float
+
+
 FLOAT32_MAX = 3.4028234663852886e38
 MAX_PROBLEMS = 50
 
@@ -139,7 +141,9 @@ class _Categorical:
             return category_text(value, self.categories), None
         if value is None:
             return "", None
-        if self.numbers and (kind is bool or kind is int or (kind is float and math.isfinite(value))):
+        if self.numbers and (
+            kind is bool or kind is int or (kind is float and math.isfinite(value))
+        ):
             return category_text(value, self.categories), None
         expected = "a string, a number or null" if self.numbers else "a string or null"
         return None, f"must be {expected}, got {_python_type(value)}"
