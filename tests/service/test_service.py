@@ -311,6 +311,74 @@ def test_openapi_describes_the_record_schema(client, telco_bundle):
     assert body["oneOf"][1]["maxItems"] == 50
 
 
+def hostile_bodies():
+    """JSON of any shape and any text (lone surrogates included, as JSON escapes), nested up to 10,000 deep, and
+    bytes that are no JSON at all."""
+    from hypothesis import strategies as st
+
+    text = st.text(
+        st.characters(categories=["Cs", "L", "N", "P", "S", "Z", "Cc"]), max_size=20
+    ) | st.sampled_from(["\ud800", "x\udfff", "\U0001f600", "\x00"])
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | text,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+        max_leaves=20,
+    )
+    json_bodies = values.map(lambda value: ascii_json(value))
+    nested = st.tuples(st.integers(1, 10_000), st.sampled_from([b"[", b'{"a":'])).map(
+        lambda pair: pair[1] * pair[0] + b"1" + (b"]" if pair[1] == b"[" else b"}") * pair[0]
+    )
+    return json_bodies | nested | st.binary(max_size=200)
+
+
+def ascii_json(value) -> bytes:
+    import json
+
+    return json.dumps(value, ensure_ascii=True, allow_nan=True).encode()
+
+
+def hostile_headers():
+    from hypothesis import strategies as st
+
+    content_types = st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/problem+json",
+            "",
+            "application/json;;;",
+        ]
+    )
+    names = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).filter(
+        lambda name: name not in {"content-length", "transfer-encoding", "host", "connection"}
+    )
+    values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+    return st.tuples(content_types, st.dictionaries(names, values, max_size=5)).map(
+        lambda pair: {**pair[1], "content-type": pair[0]}
+    )
+
+
+def fuzz_hostile(operation, base_url: str, statuses: dict[str, list[int]]) -> None:
+    """/predict with generated headers (any Content-Type, any extra header) and hostile bodies."""
+
+    @settings(
+        max_examples=80, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    @given(case=operation.as_strategy(), headers=hostile_headers(), body=hostile_bodies())
+    def fuzz(case, headers, body):
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            response = http.post(case.formatted_path, content=body, headers=headers)
+        statuses.setdefault("hostile", []).append(response.status_code)
+        assert response.status_code < 500, (headers, body[:200], response.text)
+        assert response.headers["content-type"] == "application/json"
+        response.json()
+
+    fuzz()
+
+
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error(main_server):
     import schemathesis
@@ -346,8 +414,12 @@ def test_schemathesis_finds_no_server_error(main_server):
                 statuses.setdefault(case.operation.label, []).append(response.status_code)
 
             fuzz()
+        if operation.label == "POST /predict":
+            fuzz_hostile(operation, main_server.url, statuses)
     predict = statuses["POST /predict"]
     assert len(predict) >= 60
+    assert any(status == 415 for status in statuses["hostile"])
+    assert all(400 <= status < 500 or status == 200 for status in statuses["hostile"])
     assert 200 in predict and any(400 <= status < 500 for status in predict)
     assert all(status < 500 for codes in statuses.values() for status in codes)
     assert main_server.app.state.service.ready
