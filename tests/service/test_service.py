@@ -355,7 +355,8 @@ def hostile_headers():
     names = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12).filter(
         lambda name: name not in {"content-length", "transfer-encoding", "host", "connection"}
     )
-    values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
+    # The client refuses values with surrounding blanks; uvicorn's own parser answers those (test_attacks).
+    values = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(str.strip)
     return st.tuples(content_types, st.dictionaries(names, values, max_size=5)).map(
         lambda pair: {**pair[1], "content-type": pair[0]}
     )
