@@ -87,13 +87,11 @@ def numbers_only(categories: Set[str]) -> bool:
 def category_texts(values: Iterable[Any], categories: Set[str]) -> list[str | None]:
     """:func:`category_text` of a whole column, each distinct value converted once."""
     values = list(values)
-    mapping: dict[Any, str | None] = {}
     try:
-        # Keyed by (type, value): True == 1 == 1.0 in a dict, but their texts may differ.
-        for value in values:
-            key = (type(value), value)
-            if key not in mapping:
-                mapping[key] = category_text(value, categories)
-        return [mapping[(type(value), value)] for value in values]
+        # True, 1 and 1.0 are one key here, and rightly so: they have the same spellings.
+        mapping = {value: category_text(value, categories) for value in set(values)}
     except TypeError:  # an unhashable value (a list): convert one by one
         return [category_text(value, categories) for value in values]
+    if any(value != value for value in mapping):  # NaN is not equal to itself: no dict look-up finds it
+        return [category_text(value, categories) for value in values]
+    return list(map(mapping.__getitem__, values))
