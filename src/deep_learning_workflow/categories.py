@@ -92,6 +92,8 @@ def category_texts(values: Iterable[Any], categories: Set[str]) -> list[str | No
         mapping = {value: category_text(value, categories) for value in set(values)}
     except TypeError:  # an unhashable value (a list): convert one by one
         return [category_text(value, categories) for value in values]
-    if any(value != value for value in mapping):  # NaN is not equal to itself: no dict look-up finds it
+    if any(
+        value != value for value in mapping
+    ):  # NaN is not equal to itself: no dict look-up finds it
         return [category_text(value, categories) for value in values]
     return list(map(mapping.__getitem__, values))

@@ -17,8 +17,6 @@ from deep_learning_workflow.service.prediction_log import (
     encode_record,
     read_logged_records,
 )
-from deep_learning_workflow.service.scoring import Scores
-from deep_learning_workflow.service.validation import Columns
 
 
 def entry(request_id: str, records: list[dict], labels: list[str] | None = None) -> LogEntry:
@@ -29,10 +27,11 @@ def entry(request_id: str, records: list[dict], labels: list[str] | None = None)
         time.time(),
         "primary",
         "v1",
-        records,
-        Columns(values={}, rows=count),
-        Scores(np.tile([0.75, 0.25], (count, 1)), probability, labels or ["No"] * count),
-        ["No", "Yes"],
+        tuple(records),
+        np.tile([0.75, 0.25], (count, 1)),
+        tuple(probability),
+        tuple(labels or ["No"] * count),
+        ("No", "Yes"),
         1.0,
     )
 

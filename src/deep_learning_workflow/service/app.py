@@ -546,10 +546,11 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
                     time.time(),
                     variant,
                     version.version,
-                    records,
-                    columns,
-                    scores,
-                    version.classes,
+                    tuple(records),
+                    scores.probabilities,
+                    tuple(scores.probability),
+                    tuple(scores.labels),
+                    tuple(version.classes),
                     latency,
                 )
             )

@@ -29,11 +29,11 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
@@ -42,7 +42,7 @@ from deep_learning_workflow.redaction import redact_url, scrub
 
 from .metrics import ServiceMetrics
 from .scoring import ModelVersion, NonFiniteOutput, Scores
-from .validation import Columns, InvalidRecords
+from .validation import InvalidRecords
 
 logger = logging.getLogger(__name__)
 
@@ -96,21 +96,36 @@ def create_log_engine(url: str) -> sa.Engine:
     return engine
 
 
-@dataclass(slots=True)
-class LogEntry:
-    """One answered request, as the handler hands it to the writer."""
+class LogEntry(NamedTuple):
+    """One answered request, as the handler hands it to the writer.
+
+    Two objects the garbage collector tracks (the entry and its records; the parsed records, text, numbers and
+    arrays are not tracked). Entries wait up to ``flush_seconds`` and so reach the collector's old generation:
+    when each held the validated columns and the scores (some 25 tracked objects), the full collections they
+    caused ran on the event loop every second or so and were the latency spikes of the logged service.
+    """
 
     request_id: str
     timestamp: float
     variant: str
     model_version: str
-    records: list[Any]
-    columns: Columns
-    scores: Scores
-    classes: list[str]
+    records: tuple[Any, ...]
+    probabilities: np.ndarray
+    probability: tuple[float, ...]
+    labels: tuple[str, ...]
+    classes: tuple[str, ...]
     latency_ms: float
-    encoded: list[str] | None = None
-    when: Any = None
+
+    @property
+    def scores(self) -> Scores:
+        return Scores(self.probabilities, list(self.probability), list(self.labels))
+
+
+class _Encoded(NamedTuple):
+    """What the writer derived from an entry for its rows (shared by the served and the shadow rows)."""
+
+    when: Any
+    records: list[str]
 
 
 COLUMNS = (
@@ -130,7 +145,7 @@ COLUMNS = (
 
 
 def _rows(
-    entry: LogEntry,
+    request_id: str,
     when: Any,
     variant: str,
     version: str,
@@ -142,7 +157,6 @@ def _rows(
     encoded: list[str],
 ) -> list[tuple[Any, ...]]:
     """Log rows as tuples in :data:`COLUMNS` order."""
-    request_id = entry.request_id
     if scores is None:
         return [
             (
@@ -324,10 +338,11 @@ class PredictionLogWriter:
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(entries), 256):
             part = entries[start : start + 256]
-            rows += self._served_rows(part)
+            served, encoded = self._served_rows(part)
+            rows += served
             if self.shadow is not None:
                 try:
-                    rows += self._shadow_rows(part)
+                    rows += self._shadow_rows(part, encoded)
                 except Exception:  # the served rows are written whatever the shadow does
                     logger.exception("The shadow could not score %d requests", len(part))
             time.sleep(
@@ -337,36 +352,42 @@ class PredictionLogWriter:
         if self.on_idle is not None:
             self.on_idle()
 
-    def _served_rows(self, entries: list[LogEntry]) -> list[tuple[Any, ...]]:
+    def _served_rows(
+        self, entries: list[LogEntry]
+    ) -> tuple[list[tuple[Any, ...]], list[_Encoded | None]]:
         rows: list[tuple[Any, ...]] = []
+        encoded: list[_Encoded | None] = []
         for entry in entries:
             try:
-                rows += self._entry_rows(entry)
+                if self.on_records is not None:
+                    self.on_records(entry.records)
+                if self._engine is None:
+                    encoded.append(None)
+                    continue
+                texts = _Encoded(
+                    self._when(entry.timestamp), list(map(encode_record, entry.records))
+                )
+                rows += _rows(
+                    entry.request_id,
+                    texts.when,
+                    entry.variant,
+                    entry.model_version,
+                    True,
+                    entry.scores,
+                    entry.classes,
+                    entry.latency_ms,
+                    None,
+                    texts.records,
+                )
+                encoded.append(texts)
             except Exception as error:  # one entry that cannot become rows costs its own rows only
                 self._dropped(len(entry.records), error)
-        return rows
+                encoded.append(None)
+        return rows, encoded
 
-    def _entry_rows(self, entry: LogEntry) -> list[tuple[Any, ...]]:
-        if self.on_records is not None:
-            self.on_records(entry.records)
-        if self._engine is None:
-            return []
-        entry.encoded = [encode_record(record) for record in entry.records]
-        entry.when = self._when(entry.timestamp)
-        return _rows(
-            entry,
-            entry.when,
-            entry.variant,
-            entry.model_version,
-            True,
-            entry.scores,
-            entry.classes,
-            entry.latency_ms,
-            None,
-            entry.encoded,
-        )
-
-    def _shadow_rows(self, entries: list[LogEntry]) -> list[tuple[Any, ...]]:
+    def _shadow_rows(
+        self, entries: list[LogEntry], encoded: list[_Encoded | None]
+    ) -> list[tuple[Any, ...]]:
         """Score every entry with the shadow, all records in one call (one entry at a time if that fails)."""
         shadow = self.shadow
         start = time.perf_counter()
@@ -378,7 +399,7 @@ class PredictionLogWriter:
         per_record_ms = (time.perf_counter() - start) * 1000 / max(len(records), 1)
         rows: list[tuple[Any, ...]] = []
         offset = 0
-        for entry in entries:
+        for entry, texts in zip(entries, encoded, strict=True):
             count = len(entry.records)
             error = None
             if everything is not None:
@@ -394,10 +415,10 @@ class PredictionLogWriter:
             if scores is not None:
                 for label, count in Counter(scores.labels).items():
                     self.metrics.predictions.labels("shadow", shadow.version, label).inc(count)
-            if self._engine is not None:
+            if texts is not None:
                 rows += _rows(
-                    entry,
-                    entry.when,
+                    entry.request_id,
+                    texts.when,
                     "shadow",
                     shadow.version,
                     False,
@@ -405,7 +426,7 @@ class PredictionLogWriter:
                     shadow.classes,
                     latency,
                     error,
-                    entry.encoded,
+                    texts.records,
                 )
         return rows
 
