@@ -119,3 +119,26 @@ def test_an_unreachable_database_counts_every_row(tmp_path):
     finally:
         writer.close()
     assert counted(metrics) == (0, 30)
+
+
+def test_closing_writes_everything_queued(tmp_path):
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    metrics = ServiceMetrics()
+    # More entries than one drain takes, and no timed flush before the close.
+    writer = PredictionLogWriter(url, "predictions", metrics, queue_size=20_000, flush_seconds=3600)
+    writer.start()
+    for index in range(12_000):
+        writer.submit(entry(f"r{index}", [{"x": index}]))
+    writer.close()
+    assert len(read_logged_records(url, expand=False)) == 12_000
+    assert counted(metrics) == (12_000, 0)
+
+
+def test_a_full_queue_counts_every_record_it_drops(tmp_path, caplog):
+    metrics = ServiceMetrics()
+    writer = PredictionLogWriter(None, "predictions", metrics, queue_size=2, flush_seconds=3600)
+    caplog.set_level(logging.ERROR)
+    for index in range(4):
+        writer.submit(entry(f"r{index}", [{"x": 1}, {"x": 2}, {"x": 3}]))
+    assert metrics.log_dropped._value.get() == 6
+    assert any("dlw_prediction_log_dropped_total" in record.message for record in caplog.records)

@@ -285,9 +285,9 @@ class PredictionLogWriter:
         return when.strftime("%Y-%m-%d %H:%M:%S.%f") if self._sqlite else when
 
     def submit(self, entry: LogEntry) -> None:
-        """Queue an entry without waiting; a full queue drops it."""
+        """Queue an entry without waiting; a full queue drops it (counted per record, and reported)."""
         if len(self._pending) >= self.queue_size:
-            self.metrics.log_dropped.inc()
+            self._dropped(len(entry.records), OverflowError(f"{self.queue_size} entries are waiting"))
             return
         self._pending.append(entry)
 
@@ -301,12 +301,16 @@ class PredictionLogWriter:
             self._wake.set()
             return self._drained.wait_for(lambda: self._drains >= target, timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 60.0) -> None:
         """Write what is queued, then stop the thread."""
         if self._thread.is_alive():
             self._stopping = True
             self._wake.set()
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                left = sum(len(entry.records) for entry in list(self._pending))
+                self._last_failure = 0.0
+                self._dropped(left, TimeoutError(f"still writing after {timeout:g} s"))
         if self._engine is not None:
             self._engine.dispose()
 
@@ -324,7 +328,7 @@ class PredictionLogWriter:
                 self._drained.notify_all()
                 if self._pending:
                     self._wake.set()
-            if stopping:
+            if stopping and not self._pending:  # on the way out, everything queued is written
                 return
 
     def _drain(self) -> None:
