@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .metrics import ServiceMetrics
+from .metrics import ServiceMetrics, observe_many
 from .middleware import (
     MEDIA_TYPE_MESSAGE,
     Receive,
@@ -190,8 +190,7 @@ class ServiceState:
         histogram = self._probability_children.get(variant)
         if histogram is None:
             histogram = self._probability_children[variant] = metrics.probability.labels(variant)
-        for p in probability:
-            histogram.observe(p)
+        observe_many(histogram, probability)
         for kind, tally in (("unseen", columns.unseen), ("missing", columns.missing)):
             for column, n in tally.items():
                 child = self._column_children.get((kind, column))

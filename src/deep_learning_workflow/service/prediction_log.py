@@ -287,7 +287,9 @@ class PredictionLogWriter:
     def submit(self, entry: LogEntry) -> None:
         """Queue an entry without waiting; a full queue drops it (counted per record, and reported)."""
         if len(self._pending) >= self.queue_size:
-            self._dropped(len(entry.records), OverflowError(f"{self.queue_size} entries are waiting"))
+            self._dropped(
+                len(entry.records), OverflowError(f"{self.queue_size} entries are waiting")
+            )
             return
         self._pending.append(entry)
 
