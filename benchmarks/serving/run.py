@@ -10,7 +10,8 @@ Servers started here on 127.0.0.1, one process each, the same uvicorn settings:
 
 Each is loaded with one record, a batch of 100 and a batch of 1,000 records (rows of ``data/01_raw/scoring_batch.csv``
 as the file holds them). Every answer is checked: its status must be 200, and each /predict answer must hold the
-probability the loaded model gives that record (computed here before the load). Then the log-on service is sent
+probability the loaded model gives that record (computed here before the load), and the log-on service must have
+dropped no log row (``dlw_prediction_log_dropped_total``, read after each load). Then the log-on service is sent
 SIGTERM under load: every request answered 200 must be a row of its log. Any failure exits non-zero.
 Targets: single record, log on: >= 50% of bare's requests/s and p99 <= 3x bare's p99; batch of 1,000 >= 200k
 records/s.
@@ -89,6 +90,19 @@ def post(url: str, body: bytes) -> dict:
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+def dropped_log_rows(url: str) -> int:
+    """dlw_prediction_log_dropped_total of a service: rows it answered but could not log (full queue, errors)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    return int(
+        sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("dlw_prediction_log_dropped_total")
+        )
+    )
 
 
 def demo_bundle(folder: Path) -> Path:
@@ -249,6 +263,12 @@ def main() -> None:
                     args.connections,
                 )
                 table.append((f"{size}", name, result))
+                if name == "log on":
+                    result["dropped"] = dropped_log_rows(f"http://127.0.0.1:{ports[name]}/metrics")
+                    if result["dropped"]:
+                        failures.append(
+                            f"log on, {size} records: the log dropped {result['dropped']} rows so far"
+                        )
                 if result["bad"] or result["socket_errors"] or not result["ok"]:
                     failures.append(
                         f"{name}, {size} records: {result['bad']} wrong answers, {result['socket_errors']} socket "
@@ -271,8 +291,9 @@ def print_table(table: list[tuple[str, str, dict]], answered: int, logged: int) 
     lines = [
         f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         "",
-        "| records/request | endpoint | req/s | records/s | p50 ms | p99 ms | req/s vs bare | p99 vs bare |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| records/request | endpoint | req/s | records/s | p50 ms | p99 ms | req/s vs bare | p99 vs bare "
+        "| log rows dropped |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size, name, result in table:
         rate = result["requests"] / result["seconds"]
@@ -280,7 +301,8 @@ def print_table(table: list[tuple[str, str, dict]], answered: int, logged: int) 
         base_rate = base["requests"] / base["seconds"]
         lines.append(
             f"| {size} | {name} | {rate:,.0f} | {rate * int(size):,.0f} | {result['p50_us'] / 1000:.2f} | "
-            f"{result['p99_us'] / 1000:.2f} | {rate / base_rate:.2f} | {result['p99_us'] / base['p99_us']:.2f} |"
+            f"{result['p99_us'] / 1000:.2f} | {rate / base_rate:.2f} | {result['p99_us'] / base['p99_us']:.2f} | "
+            f"{result.get('dropped', '')} |"
         )
     single = {name: result for size, name, result in table if size == "1"}
     batch = next(result for size, name, result in table if size == "1000" and name == "log on")
