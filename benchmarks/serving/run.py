@@ -1,42 +1,70 @@
-"""Serving benchmark: HTTP throughput/latency and in-process forward costs. Prints tables; run on demand:
+"""Serving benchmark: the service against a bare FastAPI endpoint in the same run, with wrk as the load generator.
 
-    .venv/bin/python benchmarks/serving/run.py [--bundle data/07_model_output/serving_bundle] [--requests 20000]
+    .venv/bin/python benchmarks/serving/run.py [--bundle data/07_model_output/serving_bundle] [--seconds 10]
 
-HTTP (8 concurrent keep-alive clients on 127.0.0.1, a bounded number of requests, servers started here):
-  - bare: a FastAPI endpoint that does nothing;
-  - /predict: the service, one raw Telco record per request (prediction log on, as deployed; and off);
-  - naive: a pandas frame and model.predict per request, for reference (fewer requests).
-In-process: single-row forward cost of model.predict, model(x), tf.function and the NumPy fast path; batch scoring
-of 1,024 raw records by the fast path against one tf.function call on the already-built input arrays.
+Needs ``wrk`` (Debian: ``apt-get install wrk``): a C load generator, so the client is not the bottleneck.
+Servers started here on 127.0.0.1, one process each, the same uvicorn settings:
 
-Without a bundle at --bundle, a small one is trained on the demo data first (tests/service/bundles.py).
-Targets: /predict >= 50% of bare's requests/s and p99 <= 3x bare's p99; batch 1,024 >= 0.5x tf.function.
+- bare: a FastAPI endpoint that parses the same JSON body and answers a constant (``bare_app.py``);
+- the service with its prediction log on (SQLite, as deployed) and off (``--log-url null``).
+
+Each is loaded with one record, a batch of 100 and a batch of 1,000 records (rows of ``data/01_raw/scoring_batch.csv``
+as the file holds them). Every answer is checked: its status must be 200, and each /predict answer must hold the
+probability the loaded model gives that record (computed here before the load), and the log-on service must have
+dropped no log row (``dlw_prediction_log_dropped_total``, read after each load). Then the log-on service is sent
+SIGTERM under load: every request answered 200 must be a row of its log. Any failure exits non-zero.
+Targets: single record, log on: >= 50% of bare's requests/s and p99 <= 3x bare's p99; batch of 1,000 >= 200k
+records/s.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
-import orjson
-
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
-sys.path[:0] = [str(HERE), str(PROJECT)]
-
-from loadgen import LoadResult, encode_request, run_load  # noqa: E402
-
+sys.path[:0] = [str(PROJECT / "src"), str(PROJECT)]
 PYTHON = sys.executable
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KEDRO_DISABLE_TELEMETRY": "1"}
+SIZES = (1, 100, 1000)
+
+# wrk script: POST the body, count answers that are not 200 or lack the expected text, report as JSON.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open(os.getenv("BENCH_BODY"), "rb"):read("*a")
+local expected = os.getenv("BENCH_EXPECT")
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) ok = 0; bad = 0; sample = "" end
+function response(status, headers, body)
+  if status == 200 and string.find(body, expected, 1, true) then ok = ok + 1
+  else bad = bad + 1; if sample == "" then sample = status .. " " .. string.sub(body, 1, 200) end end
+end
+function done(summary, latency, requests)
+  local okay, wrong, first = 0, 0, ""
+  for _, thread in ipairs(threads) do
+    okay = okay + thread:get("ok"); wrong = wrong + thread:get("bad")
+    if first == "" then first = thread:get("sample") end
+  end
+  io.write(string.format('RESULT {"requests": %d, "seconds": %f, "ok": %d, "bad": %d, "p50_us": %d, ' ..
+    '"p99_us": %d, "socket_errors": %d, "sample": %q}\\n', summary.requests, summary.duration / 1e6, okay,
+    wrong, latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, first))
+end
+"""
 
 
 def free_port() -> int:
@@ -58,247 +86,239 @@ def wait_until(url: str, timeout: float = 180.0) -> None:
     raise RuntimeError(f"{url} did not answer 200 within {timeout} s")
 
 
-def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, cwd=PROJECT, env=env or QUIET, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def post(url: str, body: bytes) -> dict:
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-def row(name: str, result: LoadResult) -> str:
-    bad = sum(n for status, n in result.statuses.items() if status != 200)
-    return (
-        f"| {name:44} | {result.rate:10.0f} | {result.percentile(50):8.2f} | {result.percentile(99):8.2f} "
-        f"| {bad:7d} |"
+def dropped_log_rows(url: str) -> int:
+    """dlw_prediction_log_dropped_total of a service: rows it answered but could not log (full queue, errors)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    return int(
+        sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("dlw_prediction_log_dropped_total")
+        )
     )
 
 
 def demo_bundle(folder: Path) -> Path:
     from tests.service.bundles import TELCO_ROLES, build_bundle, telco_frame
 
-    print("No bundle given: training a small demo model on the Telco data ...", flush=True)
-    return build_bundle(folder / "bundle", telco_frame(1500), TELCO_ROLES, seed=0)
+    return build_bundle(folder / "bundle", telco_frame(1500), TELCO_ROLES, seed=1)
 
 
-def records(count: int) -> list[dict]:
-    from tests.service.bundles import TELCO_ROLES, raw_records, telco_frame
-
-    return raw_records(telco_frame(count, seed=1), TELCO_ROLES)
-
-
-def http_benchmarks(
-    bundle: Path, total: int, naive_total: int, rounds: int, work: Path
-) -> list[str]:
-    bodies = [orjson.dumps(record) for record in records(1000)]
-    ports = {name: free_port() for name in ("bare", "log_on", "log_off", "naive")}
-
-    def service(port: int, log_url: str) -> subprocess.Popen:
-        command = [
-            "-m",
-            "deep_learning_workflow.service",
-            "--bundle",
-            str(bundle),
-            "--port",
-            str(port),
-        ]
-        return start([PYTHON, *command, "--log-url", log_url, "--log-level", "warning"])
-
-    def uvicorn_app(name: str, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
-        command = ["-m", "uvicorn", f"{name}:app", "--app-dir", str(HERE), "--port", str(port)]
-        return start([PYTHON, *command, "--no-access-log", "--log-level", "warning"], env=env)
-
-    servers = {
-        "bare": uvicorn_app("bare_app", ports["bare"]),
-        "log_on": service(ports["log_on"], f"sqlite:///{work / 'log.sqlite'}"),
-        "log_off": service(ports["log_off"], "null"),
-    }
-    requests = {
-        "bare": [encode_request("POST", "/bare", b"", ports["bare"])],
-        "log_on": [encode_request("POST", "/predict", body, ports["log_on"]) for body in bodies],
-        "log_off": [encode_request("POST", "/predict", body, ports["log_off"]) for body in bodies],
-    }
-    results: dict[str, list[LoadResult]] = {name: [] for name in servers}
-    try:
-        wait_until(f"http://127.0.0.1:{ports['bare']}/docs")
-        wait_until(f"http://127.0.0.1:{ports['log_on']}/readyz")
-        wait_until(f"http://127.0.0.1:{ports['log_off']}/readyz")
-        for name in servers:
-            run_load(ports[name], requests[name], 2000)  # warm-up
-        # Alternate the endpoints so that each round compares them under the same machine load.
-        for _ in range(rounds):
-            for name in servers:
-                results[name].append(run_load(ports[name], requests[name], total))
-    finally:
-        for process in servers.values():
-            stop(process)
-    naive = uvicorn_app("naive_app", ports["naive"], env={**QUIET, "BENCH_BUNDLE": str(bundle)})
-    try:
-        wait_until(f"http://127.0.0.1:{ports['naive']}/docs")
-        naive_requests = [
-            encode_request("POST", "/predict", body, ports["naive"]) for body in bodies
-        ]
-        run_load(ports["naive"], naive_requests, 16)
-        naive_result = run_load(ports["naive"], naive_requests, naive_total)
-    finally:
-        stop(naive)
-
-    def median(name: str) -> LoadResult:
-        return sorted(results[name], key=lambda r: r.rate)[len(results[name]) // 2]
-
-    rate_ratios = [
-        on.rate / bare.rate for on, bare in zip(results["log_on"], results["bare"], strict=True)
-    ]
-    p99_ratios = [
-        on.percentile(99) / bare.percentile(99)
-        for on, bare in zip(results["log_on"], results["bare"], strict=True)
-    ]
-    rate_ratio = float(np.median(rate_ratios))
-    p99_ratio = float(np.median(p99_ratios))
-    lines = [
-        f"HTTP, 8 concurrent clients, 127.0.0.1, {total} requests per run, {rounds} rounds alternating the endpoints "
-        "(median run shown)",
-        "",
-        f"| {'endpoint':44} | {'req/s':>10} | {'p50 ms':>8} | {'p99 ms':>8} | {'non-200':>7} |",
-        f"|{'-' * 46}|{'-' * 12}|{'-' * 10}|{'-' * 10}|{'-' * 9}|",
-        row("bare FastAPI endpoint", median("bare")),
-        row("/predict, 1 raw record (prediction log on)", median("log_on")),
-        row("/predict, 1 raw record (prediction log off)", median("log_off")),
-        row(f"naive: DataFrame + model.predict ({naive_total} requests)", naive_result),
-        "",
-        "per round, /predict (log on) / bare: requests/s "
-        + ", ".join(f"{r:.2f}" for r in rate_ratios)
-        + "; p99 "
-        + ", ".join(f"{r:.2f}" for r in p99_ratios),
-        f"median /predict / bare requests/s: {rate_ratio:.2f} (target >= 0.50)  {'OK' if rate_ratio >= 0.5 else 'MISSED'}",
-        f"median /predict p99 / bare p99:     {p99_ratio:.2f} (target <= 3.00)  {'OK' if p99_ratio <= 3 else 'MISSED'}",
-    ]
-    return lines
-
-
-def timed(function, repeat: int, blocks: int = 5) -> float:
-    """Seconds per call: the best of ``blocks`` runs of ``repeat`` calls (the least disturbed by other load)."""
-    function()
-    best = float("inf")
-    for _ in range(blocks):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            function()
-        best = min(best, (time.perf_counter() - start) / repeat)
-    return best
-
-
-def in_process_benchmarks(bundle: Path) -> list[str]:
+def scoring_records(count: int) -> list[dict]:
     import numpy as np
-    import tensorflow as tf
+    import pandas as pd
 
-    from deep_learning_workflow.service.app import limit_blas_threads
+    frame = pd.read_csv(PROJECT / "data" / "01_raw" / "scoring_batch.csv")
+    frame = frame.iloc[np.arange(count) % len(frame)].reset_index(drop=True)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in rows]
+
+
+def expected_text(bundle: Path, records: list[dict]) -> str:
+    """The answer text of the last record's probability, from the loaded model (not from a server)."""
+    import orjson
+
     from deep_learning_workflow.service.loader import load_version
 
-    version = load_version(bundle)
-    model = read_model(bundle)
-    validator = version.validator
-    sample = records(1024)
-    kinds = {name: kind for name, kind in validator.kinds.items()}
+    version = load_version(str(bundle))
+    scores = version.score(version.validator.validate(records, batch=True))
+    return orjson.dumps({"probability": scores.probability[-1]}).decode()[1:-1]
 
-    def arrays(rows: list[dict]) -> dict[str, np.ndarray]:
-        columns = validator.validate(rows, batch=True).values
-        return {
-            name: np.asarray(
-                columns[name], dtype=np.float32 if kind == "numeric" else object
-            ).reshape(-1, 1)
-            for name, kind in kinds.items()
-        }
 
-    one, many = arrays(sample[:1]), arrays(sample)
-    one_tensors = {k: tf.constant(v) for k, v in one.items()}
-    many_tensors = {k: tf.constant(v) for k, v in many.items()}
-    function = tf.function(lambda x: model(x, training=False))
-    one_columns = validator.validate(sample[:1], batch=False).values
-    many_columns = validator.validate(sample, batch=True).values
-
-    def fast_single() -> None:
-        version.score(validator.validate(sample[:1], batch=False))
-
-    def fast_batch() -> None:
-        version.score(validator.validate(sample, batch=True))
-
-    # The service caps NumPy's BLAS at one thread (ServiceSettings.blas_threads); measure the fast path the same
-    # way, and before TensorFlow runs (its thread pools keep spinning for a while after each call).
-    limit_blas_threads(1)
-    gc.freeze()  # as the service does once loaded
-    fast = {
-        "single": timed(lambda: version.forward(one_columns), 3000),
-        "single_raw": timed(fast_single, 3000),
-        "batch": timed(lambda: version.forward(many_columns), 50),
-        "batch_raw": timed(fast_batch, 50),
-    }
-    predict_inputs = {k: v.reshape(-1) for k, v in one.items()}
-    single = [
-        ("model.predict(x)", timed(lambda: model.predict(predict_inputs, verbose=0), 10, blocks=1)),
-        ("model(x)", timed(lambda: model(one, training=False), 20, blocks=3)),
-        ("tf.function(model)(x) on tensors", timed(lambda: function(one_tensors), 300, blocks=3)),
-        ("fast path: forward on input columns", fast["single"]),
-        ("fast path: raw record -> validate -> label", fast["single_raw"]),
+def run_wrk(url: str, body: Path, expect: str, seconds: float, connections: int) -> dict:
+    script = body.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT)
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
     ]
-    tf_batch = timed(lambda: function(many_tensors), 50)
-    batch = [
-        ("tf.function(model)(x), 1,024 rows on tensors", tf_batch),
-        ("fast path: forward on input columns", fast["batch"]),
-        ("fast path: raw records -> validate -> labels", fast["batch_raw"]),
+    env = {**os.environ, "BENCH_BODY": str(body), "BENCH_EXPECT": expect}
+    output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def start_service(
+    bundle: Path, port: int, log_url: str | None, extra: list[str] = ()
+) -> subprocess.Popen:
+    command = [PYTHON, "-m", "deep_learning_workflow.service", "--bundle", str(bundle)]
+    command += [
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--log-url",
+        log_url or "null",
+        *extra,
     ]
-    lines = [
-        f"In-process forward cost (engine: {version.engine})",
-        "",
-        f"| {'single row':46} | {'time':>12} |",
-        f"|{'-' * 48}|{'-' * 14}|",
-        *[f"| {name:46} | {seconds * 1e6:9.1f} µs |" for name, seconds in single],
-        "",
-        f"| {'batch of 1,024 records':46} | {'time':>12} | {'records/s':>12} | {'vs tf.function':>14} |",
-        f"|{'-' * 48}|{'-' * 14}|{'-' * 14}|{'-' * 16}|",
-        *[
-            f"| {name:46} | {seconds * 1e3:9.2f} ms | {1024 / seconds:12.0f} | {tf_batch / seconds:13.2f}x |"
-            for name, seconds in batch
-        ],
-        "",
-    ]
-    ratio = tf_batch / batch[-1][1]
-    lines.append(
-        f"batch 1,024 raw records vs tf.function on arrays: {ratio:.2f}x (target >= 0.50)  {'OK' if ratio >= 0.5 else 'MISSED'}"
-    )
-    return lines
+    return subprocess.Popen(command, env=QUIET, cwd=PROJECT)
 
 
-def read_model(bundle: Path):
-    from deep_learning_workflow.bundle import read_bundle
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
-    return read_bundle(bundle).model
+
+def sigterm_under_load(
+    bundle: Path, work: Path, seconds: float, connections: int
+) -> tuple[int, int]:
+    """(requests answered 200, rows in the log) for a service sent SIGTERM halfway through a load."""
+    from deep_learning_workflow.service.prediction_log import read_logged_records
+
+    port, log_url = free_port(), f"sqlite:///{work / 'sigterm.sqlite'}"
+    process = start_service(bundle, port, log_url, ["--drain-seconds", "1"])
+    body = work / "body_sigterm.json"
+    records = scoring_records(1)
+    body.write_bytes(json.dumps(records[0]).encode())
+    try:
+        wait_until(f"http://127.0.0.1:{port}/readyz")
+        timer = threading.Timer(seconds / 2, process.send_signal, [signal.SIGTERM])
+        timer.start()
+        result = run_wrk(
+            f"http://127.0.0.1:{port}/predict", body, '"probability":', seconds, connections
+        )
+        if process.wait(60) != 0:
+            raise RuntimeError("the service did not exit 0 after SIGTERM")
+    finally:
+        stop(process)
+    return result["ok"], len(read_logged_records(log_url, expand=False))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--bundle", type=Path, default=PROJECT / "data/07_model_output/serving_bundle"
+        "--bundle", default=str(PROJECT / "data" / "07_model_output" / "serving_bundle")
     )
-    parser.add_argument("--requests", type=int, default=20_000, help="requests per HTTP run")
-    parser.add_argument("--naive-requests", type=int, default=200)
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="rounds alternating the endpoints (median reported)"
-    )
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        bundle = args.bundle if (args.bundle / "manifest.json").is_file() else demo_bundle(work)
-        print(f"bundle: {bundle}\n", flush=True)
-        lines = http_benchmarks(bundle, args.requests, args.naive_requests, args.rounds, work)
-        print("\n".join(lines), "\n", flush=True)
-        print("\n".join(in_process_benchmarks(bundle)), flush=True)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    bundle = Path(args.bundle)
+    if not (bundle / "bundle.json").is_file():
+        print(f"No bundle at {bundle}: training a small demo model first.")  # noqa: T201
+        bundle = demo_bundle(work)
+    ports = {name: free_port() for name in ("bare", "log on", "log off")}
+    servers = {
+        "bare": subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "bare_app:app",
+                "--app-dir",
+                str(HERE),
+                "--port",
+                str(ports["bare"]),
+            ]
+            + ["--log-level", "warning", "--no-access-log"],
+            env=QUIET,
+        ),
+        "log on": start_service(bundle, ports["log on"], f"sqlite:///{work / 'log.sqlite'}"),
+        "log off": start_service(bundle, ports["log off"], None),
+    }
+    failures: list[str] = []
+    table: list[tuple[str, str, dict]] = []
+    try:
+        wait_until(f"http://127.0.0.1:{ports['bare']}/docs")
+        for name in ("log on", "log off"):
+            wait_until(f"http://127.0.0.1:{ports[name]}/readyz")
+        for size in SIZES:
+            records = scoring_records(size)
+            body = work / f"body_{size}.json"
+            body.write_bytes(json.dumps(records[0] if size == 1 else records).encode())
+            expect = expected_text(bundle, records)
+            for name, path in (("bare", "/bare"), ("log on", "/predict"), ("log off", "/predict")):
+                check = f'"records":{size}' if name == "bare" else expect
+                # One answer checked in full first: the same probability as the model in this process.
+                answer = post(f"http://127.0.0.1:{ports[name]}{path}", body.read_bytes())
+                if name != "bare" and expect not in json.dumps(answer, separators=(",", ":")):
+                    failures.append(
+                        f"{name}, {size} records: wrong probability in {str(answer)[:200]}"
+                    )
+                result = run_wrk(
+                    f"http://127.0.0.1:{ports[name]}{path}",
+                    body,
+                    check,
+                    args.seconds,
+                    args.connections,
+                )
+                table.append((f"{size}", name, result))
+                if name == "log on":
+                    result["dropped"] = dropped_log_rows(f"http://127.0.0.1:{ports[name]}/metrics")
+                    if result["dropped"]:
+                        failures.append(
+                            f"log on, {size} records: the log dropped {result['dropped']} rows so far"
+                        )
+                if result["bad"] or result["socket_errors"] or not result["ok"]:
+                    failures.append(
+                        f"{name}, {size} records: {result['bad']} wrong answers, {result['socket_errors']} socket "
+                        f"errors (first: {result['sample']})"
+                    )
+    finally:
+        for process in servers.values():
+            stop(process)
+    answered, logged = sigterm_under_load(bundle, work, args.seconds, args.connections)
+    if answered != logged:
+        failures.append(f"SIGTERM under load: {answered} answered 200 but {logged} log rows")
+    print_table(table, answered, logged)
+    if failures:
+        print("\nFAILED:\n  " + "\n  ".join(failures))  # noqa: T201
+        sys.exit(1)
+
+
+def print_table(table: list[tuple[str, str, dict]], answered: int, logged: int) -> None:
+    bare = {size: result for size, name, result in table if name == "bare"}
+    lines = [
+        f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        "",
+        "| records/request | endpoint | req/s | records/s | p50 ms | p99 ms | req/s vs bare | p99 vs bare "
+        "| log rows dropped |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size, name, result in table:
+        rate = result["requests"] / result["seconds"]
+        base = bare[size]
+        base_rate = base["requests"] / base["seconds"]
+        lines.append(
+            f"| {size} | {name} | {rate:,.0f} | {rate * int(size):,.0f} | {result['p50_us'] / 1000:.2f} | "
+            f"{result['p99_us'] / 1000:.2f} | {rate / base_rate:.2f} | {result['p99_us'] / base['p99_us']:.2f} | "
+            f"{result.get('dropped', '')} |"
+        )
+    single = {name: result for size, name, result in table if size == "1"}
+    batch = next(result for size, name, result in table if size == "1000" and name == "log on")
+    rate_ratio = (single["log on"]["requests"] / single["log on"]["seconds"]) / (
+        single["bare"]["requests"] / single["bare"]["seconds"]
+    )
+    p99_ratio = single["log on"]["p99_us"] / single["bare"]["p99_us"]
+    batch_rate = 1000 * batch["requests"] / batch["seconds"]
+    lines += [
+        "",
+        f"single record, log on: req/s {rate_ratio:.2f} x bare (target >= 0.50), "
+        f"p99 {p99_ratio:.2f} x bare (target <= 3.00)",
+        f"batch of 1,000, log on: {batch_rate:,.0f} records/s (target >= 200,000)",
+        f"SIGTERM under load: {answered} answered 200, {logged} log rows, {answered - logged} lost",
+    ]
+    print("\n".join(lines))  # noqa: T201
 
 
 if __name__ == "__main__":

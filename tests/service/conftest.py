@@ -115,20 +115,20 @@ class ThreadServer:
     """The service app under uvicorn in a background thread, on an ephemeral port of 127.0.0.1."""
 
     def __init__(self, settings: ServiceSettings) -> None:
-        import uvicorn
-
         from deep_learning_workflow.service.app import create_app
+        from deep_learning_workflow.service.server import build_server
 
         self.app = create_app(settings)
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                self.app,
-                host="127.0.0.1",
-                port=0,
-                log_level="warning",
-                lifespan="on",
-                timeout_graceful_shutdown=5,
-            )
+        self.server = build_server(
+            self.app,
+            settings.model_copy(
+                update={
+                    "host": "127.0.0.1",
+                    "port": 0,
+                    "log_level": "warning",
+                    "graceful_timeout_seconds": 5,
+                }
+            ),
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -40,7 +40,10 @@ def test_process_readiness_and_graceful_sigterm(telco_bundle, telco_records, tmp
     port = free_port()
     config = tmp_path / "service.yml"
     log_url = f"sqlite:///{tmp_path / 'log.sqlite'}"
-    config.write_text(f"bundle: {telco_bundle}\nlog_url: {log_url}\nport: 1\n")
+    config.write_text(
+        f"bundle: {telco_bundle}\nlog_url: {log_url}\nport: 1\ndrain_seconds: 2\n"
+        "body_timeout_seconds: 30\n"
+    )
     process = start_process(
         ["--config", str(config), "--port", str(port)], env={"DLW_SERVICE_MAX_BATCH_SIZE": "7"}
     )
@@ -64,10 +67,25 @@ def test_process_readiness_and_graceful_sigterm(telco_bundle, telco_records, tmp
 
         body = json.dumps(telco_records[1]).encode()
         in_flight = send_raw(port, post_head(len(body)) + body[:20])
-        time.sleep(0.3)
-        process.send_signal(signal.SIGTERM)
-        time.sleep(1.0)
+        with httpx.Client(base_url=url, timeout=10) as keep_alive:
+            assert keep_alive.get("/readyz").status_code == 200  # opens a keep-alive connection
+            time.sleep(0.3)
+            process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            # The drain: still serving, not ready, and every answer closes its connection.
+            draining = wait_for(
+                lambda: (r := keep_alive.get("/readyz")).status_code == 503 and r or None,
+                5,
+                "/readyz to answer 503",
+            )
+            assert draining.json()["status"] == "draining"
+            assert draining.headers["connection"] == "close"
+            answer = keep_alive.post("/predict", json=telco_records[2])
+            assert answer.status_code == 200 and answer.headers["connection"] == "close"
+            assert time.monotonic() - signalled < 2.0
         assert process.poll() is None, "the process must wait for the request in flight"
+        # After the drain the listener closes.
+        wait_for(lambda: None if get(f"{url}/livez") else True, 10, "the listener to close")
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
         in_flight.sendall(body[20:])

@@ -55,6 +55,33 @@ def test_valid_record_becomes_model_columns():
     assert columns.unseen == {}
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("female", 1, "1"),
+        ("female", 1.0, "1"),
+        ("female", "1.0", "1"),
+        ("female", True, "1"),
+        ("score", 1, "1.0"),
+        ("score", "2.5", "2.5"),
+        ("paperless", 1, "True"),
+        ("paperless", "false", "False"),
+        ("contract", "One year", "One year"),
+    ],
+)
+def test_values_as_the_data_has_them_map_to_the_learned_category(field, value, expected):
+    for records in ([{**GOOD, field: value}], [{**GOOD, field: value}] * 12):
+        columns = validator().validate(records, batch=True)
+        assert list(columns.values[field]) == [expected] * len(records)
+        assert columns.unseen == {}
+
+
+def test_a_number_never_learned_is_an_unseen_category():
+    columns = validator().validate([{**GOOD, "female": 1.5}], batch=False)
+    assert columns.values["female"] == ["1.5"]
+    assert columns.unseen == {"female": 1}
+
+
 def test_key_column_is_accepted_and_ignored():
     columns = validator().validate([{**GOOD, "customer_id": "C1"}], batch=False)
     assert "customer_id" not in columns.values
@@ -79,11 +106,10 @@ def test_unseen_categories_are_accepted_and_counted():
         ("tenure", -math.inf, "must be a finite number"),
         ("tenure", 200, "outside the accepted range [-36, 108]"),
         ("tenure", -37.5, "outside the accepted range"),
-        ("female", 1.5, "must be a string, an integer or null, got number"),
-        ("female", True, "must be a string, an integer or null, got boolean"),
+        ("female", [1], "must be a string, a number or null, got array"),
+        ("female", math.inf, "must be a string, a number or null, got number"),
         ("contract", 3, "must be a string or null, got integer"),
         ("contract", {"a": 1}, "must be a string or null, got object"),
-        ("paperless", 1, "must be a string, a boolean or null, got integer"),
         ("score", math.nan, "must be a string, a number or null, got number"),
         ("note", 5, "must be a string or null, got integer"),
     ],
@@ -140,7 +166,8 @@ def test_json_schema_of_a_record():
         "minimum": -36.0,
         "maximum": 108.0,
     }
-    assert {"type": "integer"} in schema["properties"]["female"]["anyOf"]
+    assert {"type": "number"} in schema["properties"]["female"]["anyOf"]
+    assert {"type": "number"} not in schema["properties"]["contract"]["anyOf"]
     assert "customer_id" in schema["properties"]
 
 
@@ -179,7 +206,7 @@ def test_a_single_feature_batch():
         ("tenure", "3"),
         ("tenure", math.nan),
         ("tenure", True),
-        ("female", True),
+        ("female", [1]),
         ("contract", 3),
         ("tenure", 1e9),
     ],

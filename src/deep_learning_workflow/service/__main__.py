@@ -5,7 +5,8 @@
 
 Settings come from ``--config FILE`` (default ``conf/base/service.yml`` when run from the project folder), then
 ``DLW_SERVICE_<SETTING>`` environment variables, then these flags (``--<setting-with-dashes>``). SIGTERM or Ctrl-C
-stop accepting connections, let in-flight requests finish (up to ``graceful_timeout_seconds``), flush the
+first drain (``/readyz`` answers 503 and responses close their connection, for ``drain_seconds``), then stop
+accepting connections, let in-flight requests finish (up to ``graceful_timeout_seconds``), flush the
 prediction log and exit 0.
 """
 
@@ -15,19 +16,8 @@ import argparse
 import logging
 import sys
 from functools import partial
-from types import FrameType
-
-import uvicorn
 
 from .settings import cli_flags, coerce, load_settings
-
-
-class _Server(uvicorn.Server):
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        # uvicorn raises the signal again once it has shut down, so the process would end "killed by SIGTERM";
-        # after a graceful shutdown the service exits with status 0, as process managers expect.
-        self._captured_signals.clear()
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[str | None, dict[str, object]]:
@@ -70,19 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from .app import create_app
+    from .server import build_server
 
-    server = _Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=settings.access_log,
-            timeout_graceful_shutdown=settings.graceful_timeout_seconds,
-            lifespan="on",
-        )
-    )
-    server.run()
+    build_server(create_app(settings), settings).run()
     return 0
 
 

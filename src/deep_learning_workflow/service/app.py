@@ -10,8 +10,9 @@ Endpoints:
 - ``GET /metrics``: Prometheus text.
 
 Every error is a JSON body ``{"error": <code>, "message": ..., "problems": [{"record", "field", "message"}]}``:
-400 malformed JSON, 413 body or batch too large, 422 invalid records or a non-finite model output, 503 not ready or
-over the concurrency limit. The request path parses with orjson and validates with plain Python (no pydantic), and
+400 malformed JSON, 408 a body that did not arrive in time, 413 body or batch too large, 415 a body not declared as
+JSON, 422 invalid records or a non-finite model output, 503 not ready, draining (``/readyz``) or over the concurrency
+limit. The request path parses with orjson and validates with plain Python (no pydantic), and
 scores with the NumPy forward pass; TensorFlow is imported only by the loader thread.
 """
 
@@ -34,62 +35,30 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .metrics import HANDLERS, ServiceMetrics
+from .metrics import ServiceMetrics, observe_many
+from .middleware import (
+    MEDIA_TYPE_MESSAGE,
+    Receive,
+    Scope,
+    Send,
+    ServiceMiddleware,
+    answer,
+    dump_json,
+    error_body,
+    is_json,
+    json_response,
+)
+from .openapi import openapi_document
 from .prediction_log import LogEntry, PredictionLogWriter
 from .scoring import ModelVersion, NonFiniteOutput
 from .settings import ServiceSettings
 from .validation import Columns, InvalidRecords
 
 logger = logging.getLogger(__name__)
-
-JSON = "application/json"
-METHODS = {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"}
-# Probes and scrapes are never turned away: an overloaded service is still alive, and its metrics matter most then.
-UNLIMITED = {"/livez", "/readyz", "/metrics"}
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-def _error_content(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-PREDICT_RESPONSES = {
-    "200": {
-        "description": "Predictions",
-        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Prediction"}}},
-    },
-    "400": _error_content("Malformed JSON"),
-    "413": _error_content("Body or batch too large"),
-    "422": _error_content("Invalid records, or a non-finite model output"),
-    "503": _error_content("Not ready, or overloaded"),
-}
-
-
-def json_response(status: int, content: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type=JSON, headers=headers)
-
-
-def error_body(
-    code: str, message: str, problems: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": code, "message": message}
-    if problems is not None:
-        body["problems"] = problems
-    return body
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class _ASGIEndpoint:
@@ -117,6 +86,7 @@ class ServiceState:
         self.writer: PredictionLogWriter | None = None
         self.drift = None
         self.in_flight = 0
+        self.draining = False
         self._label_children: dict[tuple[str, str, str], Any] = {}
         self._column_children: dict[tuple[str, str], Any] = {}
         self._probability_children: dict[str, Any] = {}
@@ -220,8 +190,7 @@ class ServiceState:
         histogram = self._probability_children.get(variant)
         if histogram is None:
             histogram = self._probability_children[variant] = metrics.probability.labels(variant)
-        for p in probability:
-            histogram.observe(p)
+        observe_many(histogram, probability)
         for kind, tally in (("unseen", columns.unseen), ("missing", columns.missing)):
             for column, n in tally.items():
                 child = self._column_children.get((kind, column))
@@ -243,125 +212,19 @@ def limit_blas_threads(threads: int) -> None:
 
 
 def _parse(body: bytes) -> Any:
-    """orjson first; the stdlib parser only on failure, to name NaN/Infinity fields instead of a parse error."""
+    """orjson first; the stdlib parser only on failure, to name NaN/Infinity fields instead of a parse error (and
+    to read escaped lone surrogates, which orjson refuses). Raises ValueError for anything else."""
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as error:
+        if b"\\u" not in body and b"NaN" not in body and b"Infinity" not in body:
+            raise ValueError(
+                str(error)
+            ) from None  # nothing the stdlib reads differently: no deep recursion
+    try:
         return json.loads(body, parse_constant=float)
-
-
-class ServiceMiddleware:
-    """Pure ASGI: concurrency limit, body size limit, request metrics, and a JSON 500 instead of a traceback."""
-
-    def __init__(self, app: Any, state: ServiceState) -> None:
-        self.app = app
-        self.state = state
-        self.limit = state.settings.max_concurrency
-        self.max_body = state.settings.max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        state, metrics = self.state, self.state.metrics
-        path = scope["path"]
-        handler = path if path in HANDLERS else "other"
-        method = scope["method"] if scope["method"] in METHODS else "other"
-        start = time.perf_counter()
-        status = 500
-        started = False
-
-        async def send_tracking(message: dict[str, Any]) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                started = True
-            await send(message)
-
-        if state.in_flight >= self.limit and path not in UNLIMITED:
-            metrics.errors.labels(handler, "overloaded").inc()
-            response = json_response(
-                503,
-                error_body(
-                    "overloaded", f"More than {self.limit} requests in flight; retry shortly."
-                ),
-                headers={"Retry-After": "1"},
-            )
-            await response(scope, receive, send_tracking)
-            metrics.observe_request(handler, method, status, time.perf_counter() - start)
-            return
-        declared = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = value
-                break
-        if declared is not None:
-            try:
-                too_large = int(declared) > self.max_body
-            except ValueError:
-                too_large = False
-            if too_large:
-                await self._too_large(handler, scope, receive, send_tracking)
-                metrics.observe_request(handler, method, status, time.perf_counter() - start)
-                return
-        else:
-            receive = self._counting(receive)
-        state.in_flight += 1
-        metrics.in_flight.set(state.in_flight)
-        try:
-            await self.app(scope, receive, send_tracking)
-        except _BodyTooLarge:
-            if not started:
-                await self._too_large(handler, scope, receive, send_tracking)
-        except Exception:
-            logger.exception("Unhandled error on %s %s", method, path)
-            metrics.errors.labels(handler, "internal").inc()
-            if not started:
-                await json_response(
-                    500, error_body("internal_error", "The service failed on this request.")
-                )(scope, receive, send_tracking)
-        finally:
-            state.in_flight -= 1
-            metrics.in_flight.set(state.in_flight)
-            metrics.observe_request(handler, method, status, time.perf_counter() - start)
-
-    async def _too_large(self, handler: str, scope: Scope, receive: Receive, send: Send) -> None:
-        self.state.metrics.errors.labels(handler, "body_too_large").inc()
-        response = json_response(
-            413, error_body("body_too_large", f"The request body exceeds {self.max_body} bytes.")
-        )
-        await response(scope, receive, send)
-
-    def _counting(self, receive: Receive) -> Receive:
-        received = 0
-        limit = self.max_body
-
-        async def counting_receive() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge
-            return message
-
-        return counting_receive
-
-
-def _predict_schemas(state: ServiceState, max_batch: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    record = state.primary.validator.json_schema() if state.primary else {"type": "object"}
-    request = {
-        "oneOf": [
-            {"$ref": "#/components/schemas/Record"},
-            {
-                "type": "array",
-                "items": {"$ref": "#/components/schemas/Record"},
-                "minItems": 1,
-                "maxItems": max_batch,
-            },
-        ]
-    }
-    return record, request
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
@@ -426,7 +289,7 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
         status: int, code: str, message: str, problems: list[dict[str, Any]] | None = None
     ) -> tuple[int, bytes]:
         metrics.errors.labels("/predict", code).inc()
-        return status, orjson.dumps(error_body(code, message, problems))
+        return status, dump_json(error_body(code, message, problems))
 
     def predict(body: bytes, headers: list[tuple[bytes, bytes]], start: float) -> tuple[int, bytes]:
         """Status and JSON body of a /predict request."""
@@ -492,10 +355,11 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
                     time.time(),
                     variant,
                     version.version,
-                    records,
-                    columns,
-                    scores,
-                    version.classes,
+                    tuple(records),
+                    scores.probabilities,
+                    tuple(scores.probability),
+                    tuple(scores.labels),
+                    tuple(version.classes),
                     latency,
                 )
             )
@@ -526,30 +390,43 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
             }
         return 200, orjson.dumps(content)
 
+    limit, body_timeout = settings.max_concurrency, settings.body_timeout_seconds
+
     async def predict_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         # Plain ASGI: no Request or Response objects, and no FastAPI dependency solving (or pydantic) for a
         # body the handler parses itself. The route stays first in the table; its OpenAPI entry is written below.
         start = time.perf_counter()
+        headers = scope["headers"]
+        if not is_json(headers):
+            await answer(send, *fail(415, "unsupported_media_type", MEDIA_TYPE_MESSAGE))
+            return
         chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        status, content = predict(b"".join(chunks), scope["headers"], start)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", b"%d" % len(content)),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": content})
+        try:
+            async with asyncio.timeout(body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away
+                    chunks.append(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            message = f"The request body did not arrive within {body_timeout:g} s."
+            await answer(send, *fail(408, "body_timeout", message), close=True)
+            return
+        if state.in_flight >= limit:
+            metrics.errors.labels("/predict", "overloaded").inc()
+            content = dump_json(
+                error_body("overloaded", f"More than {limit} requests in flight; retry shortly.")
+            )
+            await answer(send, 503, content, retry_after=True)
+            return
+        state.in_flight += 1
+        try:
+            status, content = predict(b"".join(chunks), headers, start)
+            await answer(send, status, content)
+        finally:
+            state.in_flight -= 1
 
     app.router.routes.insert(
         0, Route("/predict", _ASGIEndpoint(predict_endpoint), methods=["POST"], name="predict")
@@ -566,6 +443,8 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
         responses={503: {"description": "Loading, or loading failed"}},
     )
     async def readyz() -> Response:
+        if state.draining:
+            return json_response(503, {"status": "draining", "error": None})
         if state.ready:
             versions = {
                 v: m.version
@@ -612,65 +491,8 @@ def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        document = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        record, request_schema = _predict_schemas(state, max_batch)
-        components = document.setdefault("components", {}).setdefault("schemas", {})
-        components["Record"] = record
-        components["Error"] = {
-            "type": "object",
-            "required": ["error", "message"],
-            "properties": {
-                "error": {"type": "string"},
-                "message": {"type": "string"},
-                "problems": {"type": "array", "items": {"type": "object"}},
-            },
-        }
-        single = {
-            "type": "object",
-            "required": [
-                "request_id",
-                "model_version",
-                "variant",
-                "probability",
-                "label",
-                "probabilities",
-            ],
-            "properties": {
-                "request_id": {"type": "string"},
-                "model_version": {"type": "string"},
-                "variant": {"type": "string", "enum": ["primary", "canary"]},
-                "probability": {"type": "number", "minimum": 0, "maximum": 1},
-                "label": {"type": "string"},
-                "probabilities": {"type": "object", "additionalProperties": {"type": "number"}},
-            },
-        }
-        batch = {
-            "type": "object",
-            "required": ["request_id", "model_version", "variant", "predictions"],
-            "properties": {
-                "request_id": {"type": "string"},
-                "model_version": {"type": "string"},
-                "variant": {"type": "string", "enum": ["primary", "canary"]},
-                "predictions": {"type": "array", "items": {"type": "object"}},
-            },
-        }
-        components["Prediction"] = {"oneOf": [single, batch]}
-        document["paths"] = {
-            "/predict": {
-                "post": {
-                    "summary": "Score one raw record or a batch of records",
-                    "operationId": "predict",
-                    "requestBody": {
-                        "required": True,
-                        "content": {JSON: {"schema": request_schema}},
-                    },
-                    "responses": PREDICT_RESPONSES,
-                }
-            },
-            **document["paths"],
-        }
+        record = state.primary.validator.json_schema() if state.primary else {"type": "object"}
+        document = openapi_document(app, record, max_batch)
         if state.ready:
             app.openapi_schema = document
         return document

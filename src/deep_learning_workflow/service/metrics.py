@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -128,3 +130,22 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def observe_many(child: Any, values: Any) -> None:
+    """Observe many values on a histogram child at once: one bucket count per bucket instead of a locked update
+    per value (a batch of 1,000 records would otherwise spend longer here than in the model)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 16:
+        for value in values.tolist():
+            child.observe(value)
+        return
+    # prometheus_client's own fields: per-bucket counts (not cumulative; the exposition sums them) and the sum.
+    bounds = np.asarray(child._upper_bounds, dtype=np.float64)
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for bucket, count in zip(child._buckets, counts.tolist(), strict=False):
+        if count:
+            bucket.inc(count)
+    child._sum.inc(float(values.sum()))

@@ -23,16 +23,17 @@ Table ``predictions`` (name from settings)::
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 import pandas as pd
 import sqlalchemy as sa
@@ -41,7 +42,7 @@ from deep_learning_workflow.redaction import redact_url, scrub
 
 from .metrics import ServiceMetrics
 from .scoring import ModelVersion, NonFiniteOutput, Scores
-from .validation import Columns, InvalidRecords
+from .validation import InvalidRecords
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,15 @@ def prediction_table(metadata: sa.MetaData, name: str = "predictions") -> sa.Tab
     )
 
 
+def encode_record(record: Any) -> str:
+    """A record as JSON text for the log. Text orjson refuses (a lone surrogate, which JSON can carry but UTF-8
+    cannot) is written with ASCII escapes instead (``"\\ud800"``), so the row keeps what was received."""
+    try:
+        return orjson.dumps(record).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(record, ensure_ascii=True, default=repr)
+
+
 def create_log_engine(url: str) -> sa.Engine:
     """An engine for the log; a SQLite file's folder is created, and SQLite runs in WAL mode so reports can read
     while the service writes."""
@@ -86,21 +96,36 @@ def create_log_engine(url: str) -> sa.Engine:
     return engine
 
 
-@dataclass(slots=True)
-class LogEntry:
-    """One answered request, as the handler hands it to the writer."""
+class LogEntry(NamedTuple):
+    """One answered request, as the handler hands it to the writer.
+
+    Two objects the garbage collector tracks (the entry and its records; the parsed records, text, numbers and
+    arrays are not tracked). Entries wait up to ``flush_seconds`` and so reach the collector's old generation:
+    when each held the validated columns and the scores (some 25 tracked objects), the full collections they
+    caused ran on the event loop every second or so and were the latency spikes of the logged service.
+    """
 
     request_id: str
     timestamp: float
     variant: str
     model_version: str
-    records: list[Any]
-    columns: Columns
-    scores: Scores
-    classes: list[str]
+    records: tuple[Any, ...]
+    probabilities: np.ndarray
+    probability: tuple[float, ...]
+    labels: tuple[str, ...]
+    classes: tuple[str, ...]
     latency_ms: float
-    encoded: list[str] | None = None
-    when: Any = None
+
+    @property
+    def scores(self) -> Scores:
+        return Scores(self.probabilities, list(self.probability), list(self.labels))
+
+
+class _Encoded(NamedTuple):
+    """What the writer derived from an entry for its rows (shared by the served and the shadow rows)."""
+
+    when: Any
+    records: list[str]
 
 
 COLUMNS = (
@@ -120,7 +145,7 @@ COLUMNS = (
 
 
 def _rows(
-    entry: LogEntry,
+    request_id: str,
     when: Any,
     variant: str,
     version: str,
@@ -132,7 +157,6 @@ def _rows(
     encoded: list[str],
 ) -> list[tuple[Any, ...]]:
     """Log rows as tuples in :data:`COLUMNS` order."""
-    request_id = entry.request_id
     if scores is None:
         return [
             (
@@ -261,9 +285,11 @@ class PredictionLogWriter:
         return when.strftime("%Y-%m-%d %H:%M:%S.%f") if self._sqlite else when
 
     def submit(self, entry: LogEntry) -> None:
-        """Queue an entry without waiting; a full queue drops it."""
+        """Queue an entry without waiting; a full queue drops it (counted per record, and reported)."""
         if len(self._pending) >= self.queue_size:
-            self.metrics.log_dropped.inc()
+            self._dropped(
+                len(entry.records), OverflowError(f"{self.queue_size} entries are waiting")
+            )
             return
         self._pending.append(entry)
 
@@ -277,12 +303,16 @@ class PredictionLogWriter:
             self._wake.set()
             return self._drained.wait_for(lambda: self._drains >= target, timeout)
 
-    def close(self, timeout: float = 10.0) -> None:
+    def close(self, timeout: float = 60.0) -> None:
         """Write what is queued, then stop the thread."""
         if self._thread.is_alive():
             self._stopping = True
             self._wake.set()
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                left = sum(len(entry.records) for entry in list(self._pending))
+                self._last_failure = 0.0
+                self._dropped(left, TimeoutError(f"still writing after {timeout:g} s"))
         if self._engine is not None:
             self._engine.dispose()
 
@@ -300,7 +330,7 @@ class PredictionLogWriter:
                 self._drained.notify_all()
                 if self._pending:
                     self._wake.set()
-            if stopping:
+            if stopping and not self._pending:  # on the way out, everything queued is written
                 return
 
     def _drain(self) -> None:
@@ -314,9 +344,13 @@ class PredictionLogWriter:
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(entries), 256):
             part = entries[start : start + 256]
-            rows += self._served_rows(part)
+            served, encoded = self._served_rows(part)
+            rows += served
             if self.shadow is not None:
-                rows += self._shadow_rows(part)
+                try:
+                    rows += self._shadow_rows(part, encoded)
+                except Exception:  # the served rows are written whatever the shadow does
+                    logger.exception("The shadow could not score %d requests", len(part))
             time.sleep(
                 0
             )  # let the event loop in between slices: a long hold of the GIL shows in latency
@@ -324,17 +358,24 @@ class PredictionLogWriter:
         if self.on_idle is not None:
             self.on_idle()
 
-    def _served_rows(self, entries: list[LogEntry]) -> list[tuple[Any, ...]]:
+    def _served_rows(
+        self, entries: list[LogEntry]
+    ) -> tuple[list[tuple[Any, ...]], list[_Encoded | None]]:
         rows: list[tuple[Any, ...]] = []
+        encoded: list[_Encoded | None] = []
         for entry in entries:
-            if self.on_records is not None:
-                self.on_records(entry.records)
-            if self._engine is not None:
-                entry.encoded = [orjson.dumps(record).decode() for record in entry.records]
-                entry.when = self._when(entry.timestamp)
+            try:
+                if self.on_records is not None:
+                    self.on_records(entry.records)
+                if self._engine is None:
+                    encoded.append(None)
+                    continue
+                texts = _Encoded(
+                    self._when(entry.timestamp), list(map(encode_record, entry.records))
+                )
                 rows += _rows(
-                    entry,
-                    entry.when,
+                    entry.request_id,
+                    texts.when,
                     entry.variant,
                     entry.model_version,
                     True,
@@ -342,11 +383,17 @@ class PredictionLogWriter:
                     entry.classes,
                     entry.latency_ms,
                     None,
-                    entry.encoded,
+                    texts.records,
                 )
-        return rows
+                encoded.append(texts)
+            except Exception as error:  # one entry that cannot become rows costs its own rows only
+                self._dropped(len(entry.records), error)
+                encoded.append(None)
+        return rows, encoded
 
-    def _shadow_rows(self, entries: list[LogEntry]) -> list[tuple[Any, ...]]:
+    def _shadow_rows(
+        self, entries: list[LogEntry], encoded: list[_Encoded | None]
+    ) -> list[tuple[Any, ...]]:
         """Score every entry with the shadow, all records in one call (one entry at a time if that fails)."""
         shadow = self.shadow
         start = time.perf_counter()
@@ -358,7 +405,7 @@ class PredictionLogWriter:
         per_record_ms = (time.perf_counter() - start) * 1000 / max(len(records), 1)
         rows: list[tuple[Any, ...]] = []
         offset = 0
-        for entry in entries:
+        for entry, texts in zip(entries, encoded, strict=True):
             count = len(entry.records)
             error = None
             if everything is not None:
@@ -374,10 +421,10 @@ class PredictionLogWriter:
             if scores is not None:
                 for label, count in Counter(scores.labels).items():
                     self.metrics.predictions.labels("shadow", shadow.version, label).inc(count)
-            if self._engine is not None:
+            if texts is not None:
                 rows += _rows(
-                    entry,
-                    entry.when,
+                    entry.request_id,
+                    texts.when,
                     "shadow",
                     shadow.version,
                     False,
@@ -385,7 +432,7 @@ class PredictionLogWriter:
                     shadow.classes,
                     latency,
                     error,
-                    entry.encoded,
+                    texts.records,
                 )
         return rows
 
@@ -406,20 +453,46 @@ class PredictionLogWriter:
         return None, error, (time.perf_counter() - start) * 1000
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert the rows in one transaction; if that fails, row by row, so one bad row costs only itself."""
         if not rows or self._engine is None:
             return
         try:
-            with self._engine.begin() as connection:
-                connection.exec_driver_sql(self._insert_sql, rows)
-            self.metrics.log_written.inc(len(rows))
-        except Exception as error:  # a database outage must not take the service down
-            self.metrics.log_dropped.inc(len(rows))
-            now = time.monotonic()
-            if now - self._last_failure > 60:
-                logger.warning(
-                    "Could not write %d rows to the prediction log: %s", len(rows), error
-                )
-                self._last_failure = now
+            self._insert(rows)
+            return
+        except Exception as error:  # a bad row or a database outage must not take the service down
+            failure = error
+        written = failed = 0
+        for row in rows:
+            # Ten failures in a row and nothing written: the database is down, not a row bad.
+            if failed >= 10 and not written:
+                break
+            try:
+                self._insert([row])
+                written += 1
+            except Exception as error:
+                failed += 1
+                failure = error
+        self._dropped(len(rows) - written, failure)
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._engine.begin() as connection:
+            connection.exec_driver_sql(self._insert_sql, rows)
+        self.metrics.log_written.inc(len(rows))
+
+    def _dropped(self, count: int, error: BaseException) -> None:
+        """Count rows that could not be logged, and say so (at most once a minute per run of failures)."""
+        if not count:
+            return
+        self.metrics.log_dropped.inc(count)
+        now = time.monotonic()
+        if now - self._last_failure > 60:
+            logger.error(
+                "Could not write %d rows to the prediction log (counted in "
+                "dlw_prediction_log_dropped_total): %s",
+                count,
+                scrub(str(error), self.url or ""),
+            )
+            self._last_failure = now
 
 
 def read_logged_records(

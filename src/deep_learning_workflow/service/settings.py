@@ -82,6 +82,20 @@ class ServiceSettings(Parameters):
     graceful_timeout_seconds: float = Field(
         30.0, gt=0.0, description="In-flight requests get this long on SIGTERM"
     )
+    drain_seconds: float = Field(
+        5.0,
+        ge=0.0,
+        description="On SIGTERM, keep serving this long with /readyz at 503 before closing the listener",
+    )
+    body_timeout_seconds: float = Field(
+        10.0, gt=0.0, description="A request body not received within this gets 408"
+    )
+    keep_alive_seconds: float = Field(
+        5.0, gt=0.0, description="An idle keep-alive connection is closed after this"
+    )
+    max_connections: int = Field(
+        1024, ge=1, description="Connections beyond this get 503 (uvicorn's limit_concurrency)"
+    )
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

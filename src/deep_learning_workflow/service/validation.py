@@ -25,11 +25,21 @@ from typing import Any, Literal
 
 import numpy as np
 
+from deep_learning_workflow.categories import category_text, category_texts, numbers_only
+
 RangePolicy = Literal["margin", "finite"]
 _NUMBER_OR_NULL = frozenset({int, float, type(None)})
 _STRING = {str}
 _DICT = {dict}
 _NUMBER = frozenset({int, float})
+_CATEGORICAL_TYPES = frozenset({str, int, float, bool, type(None)})
+_TEXT_TYPES = frozenset({str, type(None)})
+
+
+def _is_float(value: Any) -> bool:
+    return type(value) is float
+
+
 FLOAT32_MAX = 3.4028234663852886e38
 MAX_PROBLEMS = 50
 
@@ -120,31 +130,22 @@ class _Categorical:
         self.name = name
         self.categories = frozenset(str(c) for c in spec.get("categories") or [])
         dtype = str(spec.get("dtype") or "")
-        self.integer = dtype.startswith(("int", "uint", "Int", "UInt"))
-        self.floating = dtype.startswith(("float", "Float"))
-        self.boolean = dtype in {"bool", "boolean"}
+        # Numbers in training (ints, floats, booleans, or their text after cleaning): JSON numbers are welcome.
+        self.numbers = dtype.startswith(
+            ("int", "uint", "Int", "UInt", "float", "Float", "bool")
+        ) or numbers_only(self.categories)
 
     def convert(self, value: Any) -> tuple[Any, str | None]:
         kind = type(value)
         if kind is str:
-            return value, None
+            return category_text(value, self.categories), None
         if value is None:
             return "", None
-        if kind is bool:
-            if self.boolean:
-                return str(value), None
-        elif kind is int or kind is float:
-            if self.integer and (kind is int or value.is_integer()):
-                return str(int(value)), None
-            if self.floating and math.isfinite(value):
-                return str(float(value)), None
-        expected = "a string or null"
-        if self.integer:
-            expected = "a string, an integer or null"
-        elif self.floating:
-            expected = "a string, a number or null"
-        elif self.boolean:
-            expected = "a string, a boolean or null"
+        if self.numbers and (
+            kind is bool or kind is int or (kind is float and math.isfinite(value))
+        ):
+            return category_text(value, self.categories), None
+        expected = "a string, a number or null" if self.numbers else "a string or null"
         return None, f"must be {expected}, got {_python_type(value)}"
 
 
@@ -268,10 +269,8 @@ class RecordValidator:
                     if (kind is float or kind is int) and low <= value <= high:
                         append(value)
                         continue
-                elif kind is str:
+                elif kind is str and (categories is None or value in categories):
                     append(value)
-                    if categories is not None and value not in categories and value:
-                        unseen[name] = unseen.get(name, 0) + 1
                     continue
                 converted, problem = convert(value)
                 if problem is not None:
@@ -280,7 +279,7 @@ class RecordValidator:
                 append(converted)
                 if value is None:
                     missing[name] = missing.get(name, 0) + 1
-                elif categories is not None and converted not in categories:
+                elif categories is not None and converted not in categories and converted:
                     unseen[name] = unseen.get(name, 0) + 1
             if len(problems) >= MAX_PROBLEMS:
                 break
@@ -308,10 +307,8 @@ class RecordValidator:
                     if (kind is float or kind is int) and low <= value <= high:
                         values[name] = [value]
                         continue
-                elif kind is str:
+                elif kind is str and (categories is None or value in categories):
                     values[name] = [value]
-                    if categories is not None and value not in categories and value:
-                        unseen[name] = 1
                     continue
                 converted, problem = convert(value)
                 if problem is not None:
@@ -319,7 +316,7 @@ class RecordValidator:
                 values[name] = [converted]
                 if value is None:
                     missing[name] = 1
-                elif categories is not None and converted not in categories:
+                elif categories is not None and converted not in categories and converted:
                     unseen[name] = 1
         except KeyError:
             return None
@@ -344,7 +341,7 @@ class RecordValidator:
         values: dict[str, Any] = {}
         unseen: dict[str, int] = {}
         missing: dict[str, int] = {}
-        for (name, numeric, low, high, categories, convert), column in zip(
+        for (name, numeric, low, high, categories, _convert), column in zip(
             self._fast, table, strict=True
         ):
             kinds = set(map(type, column))
@@ -366,24 +363,23 @@ class RecordValidator:
                 if nulls:
                     missing[name] = nulls
                 continue
-            if kinds != _STRING:
-                # True == 1 in a set: the distinct values below could hide a boolean.
-                if bool in kinds and kinds & _NUMBER:
+            if categories is not None and kinds == _STRING and categories.issuperset(column):
+                values[name] = column  # the common case: every value a learned category
+                continue
+            if kinds - _CATEGORICAL_TYPES or (categories is None and kinds - _TEXT_TYPES):
+                return None
+            if categories is not None and not kinds <= _TEXT_TYPES:
+                checker = self.checkers[self.features.index(name)]
+                if not checker.numbers or (
+                    float in kinds and not all(map(math.isfinite, filter(_is_float, column)))
+                ):
                     return None
-                # Convert each distinct value once (the few categories), then map the column through them.
-                try:
-                    distinct = set(column)
-                except TypeError:
-                    return None
-                mapping = {}
-                for value in distinct:
-                    converted, problem = (value, None) if type(value) is str else convert(value)
-                    if problem is not None:
-                        return None
-                    mapping[value] = converted
-                if None in mapping:
-                    missing[name] = column.count(None)
-                column = list(map(mapping.__getitem__, column))
+            if type(None) in kinds:
+                missing[name] = column.count(None)
+            if categories is None:
+                column = [text if text is not None else "" for text in column]
+            else:
+                column = category_texts(column, categories)
             values[name] = column
             if categories is not None:
                 new = set(column) - categories - {""}
@@ -404,12 +400,8 @@ class RecordValidator:
                 properties[checker.name] = {"anyOf": [number, {"type": "null"}]}
             elif isinstance(checker, _Categorical):
                 options: list[dict[str, Any]] = [{"type": "string"}, {"type": "null"}]
-                if checker.integer:
-                    options.insert(1, {"type": "integer"})
-                elif checker.floating:
-                    options.insert(1, {"type": "number"})
-                elif checker.boolean:
-                    options.insert(1, {"type": "boolean"})
+                if checker.numbers:
+                    options[1:1] = [{"type": "number"}, {"type": "boolean"}]
                 properties[checker.name] = {"anyOf": options}
                 if checker.categories:
                     properties[checker.name]["examples"] = sorted(checker.categories)[:20]
