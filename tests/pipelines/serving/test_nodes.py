@@ -296,7 +296,7 @@ def test_unseen_categories_and_missing_values_are_scored(bundle, new_records, se
 class _BrokenModel:
     inputs: list = []
 
-    def predict(self, inputs, batch_size, verbose):
+    def __call__(self, inputs, training=False):
         rows = len(next(iter(inputs.values())))
         return np.full((rows, 2), np.nan)
 
