@@ -366,6 +366,16 @@ class Concat:
         return np.concatenate(values, axis=self.axis)
 
 
+class Mean:
+    """``Average``: the inputs added in order, divided by their count (as Keras computes it)."""
+
+    def __call__(self, values: list[np.ndarray]) -> np.ndarray:
+        total = values[0]
+        for value in values[1:]:
+            total = total + value
+        return total / FLOAT(len(values))
+
+
 class Dense:
     """``Dense``: activation(x @ kernel + bias)."""
 
@@ -380,6 +390,16 @@ class Dense:
         if self.bias is not None:
             out += self.bias
         return self.activation(out)
+
+
+class Columns:
+    """Columns ``start:stop`` of a matrix: one layer's share of several parallel ``Dense`` layers run as one."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop = start, stop
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x[:, self.start : self.stop]
 
 
 class BatchNorm:

@@ -118,6 +118,8 @@ def _translate(operation: Any) -> list[Any]:
         return [fp.AveragePool1D(bool(operation.keepdims))]
     if isinstance(operation, layers.Concatenate):
         return [fp.Concat(int(operation.axis))]
+    if isinstance(operation, layers.Average):
+        return [fp.Mean()]
     if isinstance(operation, layers.Dense):
         bias = _numpy(operation.bias) if operation.use_bias else None
         return [fp.Dense(_numpy(operation.kernel), bias, config.get("activation"))]
@@ -349,6 +351,55 @@ def _fold_affine(forward: fp.Forward) -> fp.Forward:
     return fp.Forward(forward.inputs, steps, forward.output, forward.slots)
 
 
+def _merge_parallel_dense(forward: fp.Forward) -> fp.Forward:
+    """Run the ``Dense`` layers that all read one ``Concatenate`` (the first layers of an ensemble's heads) as one
+    ``Dense`` with their kernels side by side, each taking its :class:`~.fastpath.Columns` of the result; the one
+    layer then folds like a single model's (:func:`_fold_first_layer`)."""
+    steps = forward.steps
+    consumers = _consumers(steps)
+    for concat in steps:
+        if type(concat.op) is not fp.Concat or concat.outputs[0] == forward.output:
+            continue
+        readers = consumers.get(concat.outputs[0], [])
+        if len(readers) < 2 or any(
+            type(r.op) is not fp.Dense
+            or r.args != [concat.outputs[0]]
+            or r.op.activation_name in {"softmax", "log_softmax"}
+            or r.op.activation_name != readers[0].op.activation_name
+            for r in readers
+        ):
+            continue
+        merged_slot = forward.slots
+        biases = [
+            r.op.bias if r.op.bias is not None else np.zeros(r.op.kernel.shape[1], dtype=fp.FLOAT)
+            for r in readers
+        ]
+        merged = fp.Step(
+            fp.Dense(
+                np.hstack([r.op.kernel for r in readers]),
+                np.concatenate(biases),
+                readers[0].op.activation_name,
+            ),
+            [concat.outputs[0]],
+            None,
+            [merged_slot],
+            "+".join(r.name for r in readers),
+        )
+        slices, start = [], 0
+        for reader in readers:
+            stop = start + reader.op.kernel.shape[1]
+            slices.append(
+                fp.Step(fp.Columns(start, stop), [merged_slot], None, reader.outputs, reader.name)
+            )
+            start = stop
+        first = steps.index(readers[0])
+        kept = [s for s in steps if not any(s is r for r in readers)]
+        position = kept.index(steps[first - 1]) + 1 if first else 0
+        kept = [*kept[:position], merged, *slices, *kept[position:]]
+        return fp.Forward(forward.inputs, kept, forward.output, forward.slots + 1)
+    return forward
+
+
 _ELEMENTWISE = (fp.Impute, fp.Clip, fp.MissingFlag, fp.Identity)
 
 
@@ -489,6 +540,7 @@ def optimise(forward: fp.Forward, probe: dict[str, list[Any]]) -> fp.Forward:
     forward = _tabulate_lookups(forward)
     forward = _drop_identities(forward)
     forward = _fold_affine(forward)
+    forward = _merge_parallel_dense(forward)
     return _fold_first_layer(forward, probe)
 
 

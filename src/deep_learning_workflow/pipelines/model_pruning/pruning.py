@@ -233,10 +233,11 @@ def fine_tune(
         learning_rate=pruning.learning_rate,
     )
     y_fit = encode_labels(fit_on[roles.target], classes, "train_balanced")
+    y_val = encode_labels(val[roles.target], classes, "val")
     x_fit = prepare(parts.preprocessor, fit_on, roles)
     scores = epoch_metrics(
         (x_fit, y_fit),
-        (prepare(parts.preprocessor, val, roles), encode_labels(val[roles.target], classes, "val")),
+        (prepare(parts.preprocessor, val, roles), y_val),
         classes,
         roles.positive_class,
         extra=[monitor[len("val_") :]],
@@ -248,7 +249,7 @@ def fine_tune(
         keras.callbacks.TerminateOnNaN(),
         keep_pruned_callback(layers, masks),
     ]
-    early = early_stopping(params, monitor, mode)
+    early = early_stopping(params, monitor, mode, y_val)
     if early is not None:
         callbacks.append(early)
     fitted = parts.head.fit(

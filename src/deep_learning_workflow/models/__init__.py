@@ -1,0 +1,1 @@
+"""Models of the workflow: what is built from trained networks (the seed ensemble)."""
