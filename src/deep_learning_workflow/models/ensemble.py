@@ -93,10 +93,16 @@ def build_ensemble(preprocessor: Any, heads: Sequence[Any], name: str = "ensembl
     outputs = []
     for index, head in enumerate(heads):
         struct = head._inputs_struct
-        if not isinstance(struct, Mapping) or sorted(struct) != sorted(prepared):
+        takes = (
+            {key: tuple(t.shape[1:]) for key, t in struct.items()}
+            if isinstance(struct, Mapping)
+            else None
+        )
+        gives = {key: tuple(t.shape[1:]) for key, t in prepared.items()}
+        if takes != gives:
             raise ValueError(
-                f"Head {index + 1} takes {sorted(struct) if isinstance(struct, Mapping) else struct}, but the "
-                f"preprocessing gives {sorted(prepared)}; the heads must come from the same configuration."
+                f"Head {index + 1} takes {takes}, but the preprocessing gives {gives}; the heads must come from "
+                "the same configuration."
             )
         prefix = member_prefix(index)
         values = {id(tensor): prepared[key] for key, tensor in struct.items()}
