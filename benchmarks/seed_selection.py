@@ -120,12 +120,20 @@ def run_split(
         )
         for part, data in (("val", val), ("test", test))
     }
-    rows = []
+    rows: list[dict] = []
     for patience in PATIENCES:
         params = {
             **modelling,
             "early_stopping": {**modelling["early_stopping"], "patience": patience},
         }
+        resolved = early_stopping_patience(
+            ModellingParams(**params), encode_labels(val[roles.target], classes, "val")
+        )
+        same = [row for row in rows if row["resolved_patience"] == resolved]
+        if same:
+            # The rule gives the same patience: the same training, so the same figures.
+            rows.append({**same[0], "patience": str(patience)})
+            continue
         results = [
             train_model(
                 train, val, roles, params, parameters["seed"] + offset, primary_metric="pr_auc"
@@ -142,9 +150,6 @@ def run_split(
         ]
         kept = max(seeds, key=lambda s: s["val"])
         ensemble = build_ensemble(results[0].preprocessor, [r.head for r in results])
-        resolved = early_stopping_patience(
-            ModellingParams(**params), encode_labels(val[roles.target], classes, "val")
-        )
         rows.append(
             {
                 "table": table,
@@ -158,12 +163,34 @@ def run_split(
                 "best_test": kept["test"],
                 "average_val": pr_auc(ensemble, val, roles, classes),
                 "average_test": pr_auc(ensemble, test, roles, classes),
-                "models": (results, ensemble) if table == "telco" and patience == "auto" else None,
+                "models": (results, ensemble) if table == "telco" else None,
                 "train": train if table == "telco" else None,
             }
         )
         keras.backend.clear_session(free_memory=False)
     return rows
+
+
+def telco_models(
+    parameters: dict, rows: list[dict]
+) -> tuple[list[Any], Any, pd.DataFrame, pd.DataFrame]:
+    """The default Telco seed models and their ensemble (of this run, or trained now on the first split)."""
+    from deep_learning_workflow.models.ensemble import build_ensemble
+    from deep_learning_workflow.pipelines.modelling.training import train_model
+
+    frame, roles = load_table("telco", Path(), parameters)
+    kept = next((r for r in rows if r["models"] is not None and r["patience"] == "auto"), None)
+    train, val, _ = split(frame, roles.target, kept["split"] if kept else parameters["seed"])
+    if kept is not None:
+        results, ensemble = kept["models"]
+    else:
+        modelling = parameters["modelling"]
+        results = [
+            train_model(train, val, roles, modelling, parameters["seed"] + offset)
+            for offset in range(modelling["seeds"])
+        ]
+        ensemble = build_ensemble(results[0].preprocessor, [r.head for r in results])
+    return results, ensemble, train, val
 
 
 def latency(
@@ -207,7 +234,10 @@ def main() -> int:
     )
     parser.add_argument("--tables", default=",".join(TABLES))
     parser.add_argument(
-        "--save", type=Path, help="append each split's figures to this JSON-lines file as they come"
+        "--save",
+        type=Path,
+        help="append each split's figures to this JSON-lines file as they come; splits already in it are "
+        "read back instead of trained again (resume)",
     )
     arguments = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -215,10 +245,17 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     rows: list[dict] = []
+    if arguments.save is not None and arguments.save.exists():
+        # Resume: the splits already measured are read back, not trained again.
+        saved = pd.read_json(arguments.save, lines=True).to_dict("records")
+        rows = [{**row, "models": None, "train": None} for row in saved]
+    done = {(row["table"], row["split"]) for row in rows}
     failures: list[str] = []
     for table in arguments.tables.split(","):
         frame, roles = load_table(table, arguments.benchmark_data, parameters)
         for split_seed in range(parameters["seed"], parameters["seed"] + arguments.splits):
+            if (table, split_seed) in done:
+                continue
             try:
                 new = run_split(table, frame, roles, split_seed, parameters)
                 rows.extend(new)
@@ -238,17 +275,11 @@ def main() -> int:
     )
     ok = not failures and not figures.empty
     if ok:
-        ok = report(figures, arguments.splits) and ok
-        telco = next((r for r in rows if r["models"] is not None), None)
-        if telco is not None:
-            results, ensemble = telco["models"]
-            _, val, _ = split(
-                load_table("telco", arguments.benchmark_data, parameters)[0],
-                "churn",
-                telco["split"],
-            )
+        ok = report(figures) and ok
+        if "telco" in arguments.tables.split(","):
+            results, ensemble, train, val = telco_models(parameters, rows)
             timings = latency(
-                results[0].model, ensemble, telco["train"], parameters["columns"], val.head(300)
+                results[0].model, ensemble, train, parameters["columns"], val.head(300)
             )
             ratio = timings["ensemble"] / timings["single"]
             print(
@@ -267,8 +298,10 @@ def main() -> int:
     return 0 if ok and not failures else 1
 
 
-def report(figures: pd.DataFrame, splits: int) -> bool:
+def report(figures: pd.DataFrame) -> bool:
     """Print the patience and selection tables; False when a target is missed."""
+    counts = figures.groupby("table", sort=False)["split"].nunique()
+    splits = ", ".join(f"{table} {count}" for table, count in counts.items())
     figures = figures.assign(
         best_epoch_mean=figures["best_epochs"].map(np.mean),
         early=figures["best_epochs"].map(lambda e: sum(x <= 2 for x in e)),
@@ -276,7 +309,7 @@ def report(figures: pd.DataFrame, splits: int) -> bool:
     )
     ok = True
     print(
-        f"\nEarly stopping, {splits} split seeds x 3 training seeds per table (test PR-AUC of the average model)"
+        f"\nEarly stopping, split seeds ({splits}) x 3 training seeds (test PR-AUC of the average model)"
     )
     print(
         f"{'table':<15}{'patience':>9}{'resolved':>9}{'best epoch':>11}{'best<=2':>9}{'test PR-AUC':>12}"
@@ -299,7 +332,7 @@ def report(figures: pd.DataFrame, splits: int) -> bool:
     chosen = figures[figures["patience"] == "auto"]
     rows = []
     print(
-        f"\nSeed selection (default patience), advantage over the better baseline, PR-AUC, {splits} split seeds"
+        f"\nSeed selection (default patience), advantage over the better baseline, PR-AUC, split seeds: {splits}"
     )
     header = (
         "table",
