@@ -202,8 +202,6 @@ def latency(
     from deep_learning_workflow.pipelines.serving.nodes import export_serving_bundle
     from deep_learning_workflow.service.loader import load_version
 
-    rows = records[[c for c in records.columns if c in train.columns]]
-    payload = rows.astype(object).where(rows.notna(), None).to_dict("records")
     timings = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, model in (("single", single), ("ensemble", ensemble)):
@@ -213,6 +211,8 @@ def latency(
             )
             write_bundle(Path(folder) / name, bundle.model, bundle.metadata)
             version = load_version(Path(folder) / name, engine="numpy")
+            rows = records[bundle.metadata["features"]]
+            payload = rows.astype(object).where(rows.notna(), None).to_dict("records")
             per_round = []
             for _ in range(7):
                 start = time.perf_counter()

@@ -13,7 +13,10 @@ the steps so that a single record costs little:
 - dropout disappears; batch normalisation and activations fold into the ``Dense`` layer before them;
 - the first ``Dense`` layer is folded over the per-column branches that ``Concatenate`` joins (:class:`FirstLayer`):
   a categorical column costs a dict look-up, a numeric column a few float operations;
-- string columns stay Python lists, and a plain chain of layers runs without the slot bookkeeping.
+- string columns stay Python lists, and a plain chain of layers runs without the slot bookkeeping;
+- in a seed ensemble (one preprocessing, several heads joined by ``Average``), the heads' first ``Dense`` layers,
+  which all read the same ``Concatenate``, run as one whose kernels sit side by side (:class:`Columns` hands each
+  head its share), so the ensemble folds its first layer like a single model.
 
 The parity test (``tests/service/test_fastpath.py``) proves the outputs equal the ``.keras`` model's.
 """
