@@ -8,6 +8,7 @@ imported inside the functions that need them so that importing this module stays
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -43,6 +44,10 @@ class TrainingResult(NamedTuple):
     """The resolved column roles the model takes."""
     preprocessing: dict[str, Any]
     """The fitted preprocessing state (see :func:`~.preprocessing.fit_preprocessing`)."""
+    preprocessor: Any = None
+    """The model's preprocessing view (raw records -> the head's inputs), sharing its layers."""
+    head: Any = None
+    """The model's trained head (preprocessing outputs -> probabilities), sharing its layers."""
 
 
 def _optimizer(params: ModellingParams, learning_rate: float | None = None) -> Any:
@@ -122,8 +127,36 @@ def monitored_metric(params: ModellingParams, primary_metric: str) -> tuple[str,
     return f"val_{name}", "max" if GREATER_IS_BETTER.get(name, False) else "min"
 
 
-def early_stopping(params: ModellingParams, monitor: str, mode: str) -> Any:
-    """The early-stopping callback of ``params:modelling.early_stopping`` (best weights restored), or None when off."""
+def early_stopping_patience(params: ModellingParams, val_labels: np.ndarray | None) -> int:
+    """The patience of ``params:modelling.early_stopping``; ``auto`` resolved from the validation labels.
+
+    A score on n rows of the rarest class is noisy in proportion to 1 / sqrt(n), so ``auto`` waits
+    ``min_patience * sqrt(reference_rows / n)`` epochs (rounded up), between ``min_patience`` and ``max_patience``.
+
+    Args:
+        params: modelling parameters.
+        val_labels: one-hot validation labels (:func:`encode_labels`); None or empty gives ``max_patience``.
+    """
+    settings = params.early_stopping
+    if settings.patience != "auto":
+        return int(settings.patience)
+    counts = np.asarray(val_labels).sum(axis=0) if val_labels is not None else np.zeros(0)
+    counts = counts[counts > 0]
+    if counts.size == 0:
+        return settings.max_patience
+    wanted = math.ceil(
+        settings.min_patience * math.sqrt(settings.reference_rows / counts.min()) - 1e-9
+    )
+    return int(min(settings.max_patience, max(settings.min_patience, wanted)))
+
+
+def early_stopping(
+    params: ModellingParams, monitor: str, mode: str, val_labels: np.ndarray | None = None
+) -> Any:
+    """The early-stopping callback of ``params:modelling.early_stopping`` (best weights restored), or None when off.
+
+    ``val_labels`` (one-hot) resolve ``patience: auto`` (see :func:`early_stopping_patience`).
+    """
     import keras
 
     if not params.early_stopping.enabled:
@@ -131,7 +164,7 @@ def early_stopping(params: ModellingParams, monitor: str, mode: str) -> Any:
     return keras.callbacks.EarlyStopping(
         monitor=monitor,
         mode=mode,
-        patience=params.early_stopping.patience,
+        patience=early_stopping_patience(params, val_labels),
         min_delta=params.early_stopping.min_delta,
         restore_best_weights=True,
     )
@@ -206,7 +239,7 @@ def train_model(
         transfer.warm_start(parts, roles, params, transfer_sources)
         compile_model(parts.head, params)
 
-    early = early_stopping(params, monitor, mode)
+    early = early_stopping(params, monitor, mode, y_val)
     stop_rules: list[Any] = [
         keras.callbacks.TerminateOnNaN(),
         *([early] if early is not None else []),
@@ -245,7 +278,9 @@ def train_model(
         best_epoch = int(early.best_epoch)
     else:
         best_epoch = len(losses) - 1
-    return TrainingResult(model, history, best_epoch, classes, roles, preprocessing)
+    return TrainingResult(
+        model, history, best_epoch, classes, roles, preprocessing, parts.preprocessor, parts.head
+    )
 
 
 def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **kwargs: Any) -> Any:

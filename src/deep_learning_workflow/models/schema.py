@@ -83,8 +83,30 @@ class EarlyStoppingParams(Parameters):
     monitor: MetricName | Literal["loss"] | None = Field(
         None, description="Validation metric to watch; null: params:problem.primary_metric"
     )
-    patience: NonNegativeInt = 3
+    patience: NonNegativeInt | Literal["auto"] = Field(
+        "auto",
+        description="Epochs without improvement before stopping; auto: min_patience, longer when validation "
+        "holds few rows of its rarest class (noisier scores), up to max_patience",
+    )
+    min_patience: NonNegativeInt = Field(
+        3, description="auto: the patience of a large validation split"
+    )
+    max_patience: NonNegativeInt = Field(10, description="auto: the longest patience")
+    reference_rows: PositiveInt = Field(
+        250,
+        description="auto: rows of the rarest validation class from which min_patience applies; with n rows "
+        "the patience is min_patience * sqrt(reference_rows / n), rounded up (the noise of a score on n rows "
+        "shrinks as 1 / sqrt(n))",
+    )
     min_delta: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _patience_range(self) -> EarlyStoppingParams:
+        if self.min_patience > self.max_patience:
+            raise ValueError(
+                f"min_patience ({self.min_patience}) is above max_patience ({self.max_patience}); swap them"
+            )
+        return self
 
 
 class SanityCheckParams(Parameters):
@@ -338,6 +360,12 @@ class ModellingParams(Parameters):
     distribution: Literal["default", "mirrored", "multi_worker_mirrored"] = "default"
     seeds: int = Field(
         3, ge=1, description="Models trained, with seeds params:seed + 0 .. seeds - 1"
+    )
+    seed_selection: Literal["average", "best"] = Field(
+        "average",
+        description="average: the saved model averages the seeds' probabilities (one shared preprocessing); "
+        "best: only the seed with the best validation primary metric is kept (smallest model; its validation "
+        "metrics are then the maximum of `seeds` scores, so optimistic)",
     )
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     numeric: NumericPreprocessing = NumericPreprocessing()

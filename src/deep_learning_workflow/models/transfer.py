@@ -3,7 +3,8 @@
 Some layers of the head start from a source instead of random weights, may stay frozen while the rest of the head
 trains, and may then be unfrozen and fine-tuned at a lower learning rate:
 
-- ``warm_start``: layers of a saved model of this project (catalog entry ``warm_start_model``), matched by name
+- ``warm_start``: layers of a saved model of this project (catalog entry ``warm_start_model``; from a seed
+  ensemble, seed model ``i`` starts from its member ``i``), matched by name
   (the model's layers are named by column: ``embed_<column>``, ``hidden_<i>``, ``batch_norm_<i>``,
   ``probabilities``) and by shape. Rows that stand for tokens or categories are matched by the vocabularies, never
   by index: the embedding row of a token, and the input row of the first hidden layer for a category, a numeric
@@ -179,6 +180,19 @@ def check_sources(
             "'%s' is present but %s.embeddings is disabled: not used.", WORD_VECTORS_ENTRY, KEY
         )
     return TransferSources(model, words)
+
+
+def member_sources(sources: TransferSources | None, index: int) -> TransferSources | None:
+    """The sources of seed model ``index``: from a warm-start seed ensemble, its member ``index`` (cycling through
+    the members when more seeds are trained than it has), as a single model with the usual layer names."""
+    if sources is None or sources.model is None:
+        return sources
+    from deep_learning_workflow.models.ensemble import member_count, member_model
+
+    count = member_count(sources.model)
+    if count == 1:
+        return sources
+    return TransferSources(member_model(sources.model, index % count), sources.word_vectors)
 
 
 def _inbound(entry: Mapping[str, Any]) -> list[str]:
@@ -443,5 +457,11 @@ def describe_transfer(
         return TransferSources(), {"enabled": False}
     checked = check_sources(sources, roles, params)
     parts = build_model_parts(fit_preprocessing(train, roles, params), roles, params, n_classes)
-    _, report = plan_transfer(parts, roles, params, checked)
+    # A warm-start ensemble gives each seed model one of its members; they share their layout, so the first
+    # one's plan is every seed's.
+    _, report = plan_transfer(parts, roles, params, member_sources(checked, 0))
+    if checked.model is not None:
+        from deep_learning_workflow.models.ensemble import member_count
+
+        report["warm_start_members"] = member_count(checked.model)
     return checked, {"enabled": True, **report}

@@ -498,3 +498,33 @@ def test_inconsistent_transfer_parameters_are_refused_naming_the_key(transfer_se
     with pytest.raises(ValueError, match=message) as error:
         parse(ModellingParams, copy.deepcopy(params(**transfer_settings)), "modelling")
     assert "modelling.transfer" in str(error.value)
+
+
+def test_a_seed_ensemble_warm_starts_each_seed_model_from_one_of_its_members(tmp_path):
+    from deep_learning_workflow.models.ensemble import build_ensemble
+
+    frame = reviews(200, 1, GOOD + BAD + FILLER[:3])
+    sources = [build(frame, params(), seed=seed) for seed in (1, 2)]
+    path = tmp_path / "ensemble.keras"
+    KerasModelDataset(filepath=str(path)).save(
+        build_ensemble(sources[0].preprocessor, [parts.head for parts in sources])
+    )
+    ensemble = KerasModelDataset(filepath=str(path), optional=True).load()
+    settings = params(warm_start={"enabled": True})
+
+    checked, report = check_transfer_sources(frame, ROLES, ensemble, None, settings)
+    assert report["warm_start_members"] == 2
+    assert set(report["copied"]) == {"embed_review", "hidden_1", "hidden_2", "probabilities"}
+
+    typed = parse(ModellingParams, settings, "modelling")
+    # Seed model i starts from member i; a third seed model cycles back to the first member.
+    for index, member in ((0, 0), (1, 1), (2, 0)):
+        parts = build(frame, settings, seed=10 + index)
+        transfer.warm_start(
+            parts, ColumnRoles(**ROLES), typed, transfer.member_sources(checked, index)
+        )
+        for name in ("embed_review", "hidden_1", "hidden_2", "probabilities"):
+            for got, want in zip(
+                weights(parts.model, name), weights(sources[member].model, name), strict=True
+            ):
+                np.testing.assert_array_equal(got, want, err_msg=f"{index}: {name}")

@@ -211,3 +211,19 @@ def test_trial_score_matches_the_shared_metric_of_predicted_probabilities(frames
     )
     got = validation_score(result.model, val, result.roles, result.classes, "pr_auc")
     assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_tuned_model_metadata_records_its_selection_on_validation():
+    from deep_learning_workflow.pipelines.tuning.nodes import record_tuning_selection
+
+    metadata = {"classes": ["No", "Yes"], "validation_selection_bias": False}
+    best = {"study_name": "s", "trial": 3, "ranking": "r", "candidates": [{}, {}, {}]}
+    marked = record_tuning_selection(metadata, best)
+    assert marked["validation_selection_bias"] is True and marked["classes"] == ["No", "Yes"]
+    assert marked["tuning_selection"] == {
+        "study_name": "s",
+        "trial": 3,
+        "ranking": "r",
+        "candidates": 3,
+    }
+    assert metadata["validation_selection_bias"] is False  # the input is not changed

@@ -62,7 +62,9 @@ def test_search_pipeline_finds_judges_and_records_the_best_parameters(tmp_path):
     assert set(best["params"]) == set(tuning["search_space"]) and best["trial"] in (0, 1)
     judged = best["validation"]
     assert judged["seeds"] == [42, 43] and len(judged["values"]) == 2
-    assert judged["score"] == pytest.approx(judged["mean"] - judged["sd"])
+    # The modelling parameters average the seeds: a candidate is judged as the mean of its seeds' probabilities.
+    assert judged["score"] == pytest.approx(judged["ensemble_value"])
+    assert best["validation_selection_bias"] is True and best["selected_from_candidates"] == 1
     winner = trials.loc[trials["number"] == best["trial"]].iloc[0]
     assert judged["search_value"] == pytest.approx(winner["value"])
     tuned = catalog.load(TUNED_MODELLING_PARAMS)
@@ -110,6 +112,11 @@ def test_tuned_modelling_and_evaluation_are_the_shared_nodes_under_a_namespace()
     search, full = create_search_pipeline(), create_pipeline()
     modelling, evaluation = create_modelling(), create_validation_pipeline()
     tuned = [n for n in full.nodes if n not in search.nodes]
+    # One node of its own: the tuned model's metadata records that it was selected on validation.
+    (record,) = [n for n in tuned if n.name == "tuned.record_tuning_selection"]
+    assert record.inputs == ["tuned.model_metadata_before_selection", "best_params"]
+    assert record.outputs == ["tuned.model_metadata"]
+    tuned = [n for n in tuned if n is not record]
     assert sorted(n.name for n in tuned) == sorted(
         f"tuned.{n.name}" for n in modelling.nodes + evaluation.nodes
     )
@@ -126,8 +133,10 @@ def test_tuned_modelling_and_evaluation_are_the_shared_nodes_under_a_namespace()
     assert "params:modelling" not in {i for n in tuned for i in n.inputs}
     shared = (modelling.inputs() | evaluation.inputs()) - modelling.all_outputs()
     assert full.inputs() - search.inputs() <= shared
-    own = {o for n in tuned for o in n.outputs}
-    assert own == {f"tuned.{o}" for o in modelling.all_outputs() | evaluation.all_outputs()}
+    own = {o for n in tuned for o in n.outputs} - {"tuned.model_metadata_before_selection"}
+    assert own | {"tuned.model_metadata"} == {
+        f"tuned.{o}" for o in modelling.all_outputs() | evaluation.all_outputs()
+    }
 
 
 def _config(project_path: Path, env: str) -> OmegaConfigLoader:

@@ -16,7 +16,14 @@ from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.problem import ProblemDefinition
 
 from .measure import describe_variant
-from .pruning import fine_tune, kernel_sparsity, metadata_roles, prune, rebuild_model
+from .pruning import (
+    assemble,
+    fine_tune,
+    kernel_sparsity,
+    metadata_roles,
+    prune,
+    rebuild_members,
+)
 from .schema import PruningParams
 
 logger = logging.getLogger(__name__)
@@ -54,13 +61,12 @@ def prune_model(  # noqa: PLR0913
     """
     settings = parse(PruningParams, pruning, "pruning")
     primary = parse(ProblemDefinition, problem, "problem").primary_metric
-    rebuilt = rebuild_model(model, model_metadata, train)
-    roles, classes = rebuilt.roles, rebuilt.classes
+    pruned, tuning, pruned_score = prune_members(
+        model, model_metadata, train, train_balanced, val, settings, primary, seed
+    )
+    roles, classes = metadata_roles(model_metadata), list(model_metadata["classes"])
     trained_score = validation_score(model, val, roles, classes, primary)
-    masks = prune(rebuilt.parts, settings.target_sparsity)
-    pruned_score = validation_score(rebuilt.parts.model, val, roles, classes, primary)
-    tuning = fine_tune(rebuilt, masks, train_balanced, val, settings, primary, seed)
-    tuned_score = validation_score(rebuilt.parts.model, val, roles, classes, primary)
+    tuned_score = validation_score(pruned, val, roles, classes, primary)
     logger.info(
         "Pruned to sparsity %.2f: validation %s %.4f (trained %.4f, before fine-tuning %.4f).",
         settings.target_sparsity,
@@ -72,19 +78,56 @@ def prune_model(  # noqa: PLR0913
     report = {
         "target_sparsity": settings.target_sparsity,
         "primary_metric": primary,
-        "layers": kernel_sparsity(rebuilt.parts.model),
+        "layers": kernel_sparsity(pruned),
+        "ensemble_members": len(tuning),
         "validation": {
             "trained": trained_score,
             "pruned": pruned_score,
             "fine_tuned": tuned_score,
         },
+        # The sparsity is a parameter, not picked on validation; the pruned model inherits the trained one's
+        # selection (a kept best seed is the best of several validation scores).
+        "sparsity_chosen_on_validation": False,
+        "validation_selection_bias": bool(model_metadata.get("validation_selection_bias", False)),
         "fine_tuning": {
             "learning_rate": settings.learning_rate,
             "max_epochs": settings.epochs,
-            **tuning,
+            # One entry per seed model of an ensemble; their epochs summed for the trade-off table.
+            **(tuning[0] if len(tuning) == 1 else {}),
+            "epochs_run": sum(t["epochs_run"] for t in tuning),
+            "members": tuning,
         },
     }
-    return rebuilt.parts.model, report
+    return pruned, report
+
+
+def prune_members(  # noqa: PLR0913
+    model: Any,
+    model_metadata: Mapping[str, Any],
+    train: pd.DataFrame,
+    train_balanced: pd.DataFrame,
+    val: pd.DataFrame,
+    settings: PruningParams,
+    primary: str,
+    seed: int,
+    sparsity: float | None = None,
+) -> tuple[Any, list[dict[str, Any]], float]:
+    """Prune every seed model of ``model`` to ``sparsity`` (default: the target) and fine-tune each.
+
+    Returns:
+        The pruned model (an ensemble again when ``model`` is one), the fine-tuning record of each seed model
+        and the validation score before fine-tuning.
+    """
+    rebuilt = rebuild_members(model, model_metadata, train)
+    level = settings.target_sparsity if sparsity is None else sparsity
+    masks = [prune(member.parts, level) for member in rebuilt]
+    roles, classes = rebuilt[0].roles, rebuilt[0].classes
+    before = validation_score(assemble(rebuilt), val, roles, classes, primary)
+    tuning = [
+        fine_tune(member, mask, train_balanced, val, settings, primary, seed + index)
+        for index, (member, mask) in enumerate(zip(rebuilt, masks, strict=True))
+    ]
+    return assemble(rebuilt), tuning, before
 
 
 def tabulate_pruning_tradeoff(  # noqa: PLR0913
@@ -137,11 +180,10 @@ def tabulate_pruning_tradeoff(  # noqa: PLR0913
             before = pruning_report["validation"]["pruned"]
             epochs = pruning_report["fine_tuning"]["epochs_run"]
         else:
-            rebuilt = rebuild_model(model, model_metadata, train)
-            masks = prune(rebuilt.parts, sparsity)
-            before = validation_score(rebuilt.parts.model, val, roles, classes, primary)
-            tuning = fine_tune(rebuilt, masks, train_balanced, val, settings, primary, seed)
-            variant, epochs = rebuilt.parts.model, tuning["epochs_run"]
+            variant, tuning, before = prune_members(
+                model, model_metadata, train, train_balanced, val, settings, primary, seed, sparsity
+            )
+            epochs = sum(t["epochs_run"] for t in tuning)
         row = {
             "sparsity": sparsity,
             **describe_variant(

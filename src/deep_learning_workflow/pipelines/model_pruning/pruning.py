@@ -1,6 +1,7 @@
 """Magnitude pruning of the trained model's dense kernels and the fine-tuning that keeps the pruned weights at zero.
 
-The trained model is rebuilt with :func:`~deep_learning_workflow.models.builder.build_model_parts`
+The trained model (each seed model of a seed ensemble, one by one) is rebuilt with
+:func:`~deep_learning_workflow.models.builder.build_model_parts`
 from the parameters and roles in its metadata, and its weights are copied in by layer name: the head view then
 shares the layers of the full model, so the head is fine-tuned on preprocessed arrays exactly as
 :func:`~deep_learning_workflow.models.fitting.train_model` trains it, and the full model (raw records
@@ -163,6 +164,24 @@ def rebuild_model(model: Any, model_metadata: Mapping[str, Any], train: pd.DataF
     return Rebuilt(parts, roles, params, classes)
 
 
+def rebuild_members(
+    model: Any, model_metadata: Mapping[str, Any], train: pd.DataFrame
+) -> list[Rebuilt]:
+    """Each seed model of a trained seed ensemble rebuilt by :func:`rebuild_model` (one for a single model)."""
+    from deep_learning_workflow.models.ensemble import members
+
+    return [rebuild_model(member, model_metadata, train) for member in members(model)]
+
+
+def assemble(rebuilt: Sequence[Rebuilt]) -> Any:
+    """The model of the rebuilt members as they are now: the one model, or their ensemble (weights copied)."""
+    from deep_learning_workflow.models.ensemble import build_ensemble
+
+    if len(rebuilt) == 1:
+        return rebuilt[0].parts.model
+    return build_ensemble(rebuilt[0].parts.preprocessor, [r.parts.head for r in rebuilt])
+
+
 def _feed(frame: pd.DataFrame, roles: ColumnRoles) -> dict[str, Any]:
     import tensorflow as tf
 
@@ -235,10 +254,11 @@ def fine_tune(
         learning_rate=pruning.learning_rate,
     )
     y_fit = encode_labels(fit_on[roles.target], classes, "train_balanced")
+    y_val = encode_labels(val[roles.target], classes, "val")
     x_fit = prepare(parts.preprocessor, fit_on, roles)
     scores = epoch_metrics(
         (x_fit, y_fit),
-        (prepare(parts.preprocessor, val, roles), encode_labels(val[roles.target], classes, "val")),
+        (prepare(parts.preprocessor, val, roles), y_val),
         classes,
         roles.positive_class,
         extra=[monitor[len("val_") :]],
@@ -250,7 +270,7 @@ def fine_tune(
         keras.callbacks.TerminateOnNaN(),
         keep_pruned_callback(layers, masks),
     ]
-    early = early_stopping(params, monitor, mode)
+    early = early_stopping(params, monitor, mode, y_val)
     if early is not None:
         callbacks.append(early)
     fitted = parts.head.fit(

@@ -27,6 +27,7 @@ from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.models import transfer
 from deep_learning_workflow.models.fitting import (
+    early_stopping_patience,
     encode_labels,
     monitored_metric,
     overfit_one_batch,
@@ -295,74 +296,74 @@ def train_seed_models(  # noqa: PLR0913
     sanity_check_report: dict[str, Any],
     transfer_sources: Any = None,
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """Train the configuration once per seed and keep the best model on the primary validation metric.
+    """Train the configuration once per seed; the saved model averages the seeds, or keeps the best one.
+
+    With ``params:modelling.seed_selection: average`` (the default) the model is one Keras model taking raw
+    records: the shared preprocessing, each seed's head, the mean of their probabilities. Its validation metrics
+    are those of one model, like each baseline's. With ``best`` the seed with the best validation primary metric
+    is kept: a smaller model, but its validation metrics are the maximum of ``seeds`` scores, so the report and
+    the metadata record ``validation_selection_bias: true``.
 
     Args:
         train: the real training rows (the preprocessing is adapted on them only).
         train_balanced: the rows the weights are fitted on.
-        val: validation rows: early stopping and the choice between seeds only.
+        val: validation rows: early stopping, the seeds' scores and (``best``) the choice between seeds only.
         modelling_roles: resolved column roles.
         modelling: ``params:modelling``.
         problem: ``params:problem`` (the primary metric).
         seed: ``params:seed``; model ``i`` uses ``seed + i``.
         sanity_check_report: the sanity check's report; training starts only after it passed.
         transfer_sources: what :func:`check_transfer_sources` checked; the layers ``params:modelling.transfer``
-            names start from it.
+            names start from it (model ``i`` from member ``i`` of a warm-start ensemble, cycling).
 
     Returns:
-        The kept Keras model, its training history, and the seed report (every validation metric per seed, mean
-        and sd over seeds, the kept seed).
+        The saved Keras model, the training history of its first seed (or of the kept seed), and the seed report:
+        every validation metric per seed, mean and sd over seeds, the saved model's validation metrics and how
+        it was chosen.
     """
     params = as_params(modelling)
     roles = as_roles(modelling_roles)
     primary = parse(ProblemDefinition, problem, "problem").primary_metric
     monitor, _ = monitored_metric(params, primary)
-    runs = []
-    kept = None
+    results, runs = [], []
     for offset in range(params.seeds):
-        run_seed = seed + offset
         result = train_model(
             train,
             val,
             roles,
             params,
-            run_seed,
+            seed + offset,
             fit_on=train_balanced,
             primary_metric=primary,
             verbose=keras_verbose(),
-            transfer_sources=transfer_sources,
+            transfer_sources=transfer.member_sources(transfer_sources, offset),
         )
-        probabilities = predict_probabilities(result.model, val, roles)
-        labels = target_labels(val[roles.target]).to_numpy()
-        validation = {
-            name: score(name, labels, probabilities, result.classes, roles.positive_class)
-            for name in GREATER_IS_BETTER
-        }
         run = {
-            "seed": run_seed,
+            "seed": seed + offset,
             "epochs_run": len(result.history["loss"]),
             "best_epoch": result.best_epoch + 1,
-            "validation": validation,
+            "patience": early_stopping_patience(
+                params, encode_labels(val[roles.target], result.classes, "val")
+            ),
+            "validation": _validation_metrics(result.model, val, roles, result.classes),
         }
-        runs.append(run)
         logger.info(
             "Seed %d: validation %s = %.4f (best epoch %d)",
-            run_seed,
+            run["seed"],
             primary,
-            validation[primary],
+            run["validation"][primary],
             run["best_epoch"],
         )
-        value = validation[primary]
-        if kept is None or (value > kept[2] if GREATER_IS_BETTER[primary] else value < kept[2]):
-            kept = (result, run, value)
-    result, run, _ = kept
+        results.append(result)
+        runs.append(run)
+    model, kept, selection = _combine_seeds(results, runs, params, primary, val, roles)
     history = {
-        "seed": run["seed"],
-        "best_epoch": run["best_epoch"],
-        "epochs_run": run["epochs_run"],
+        "seed": runs[kept]["seed"],
+        "best_epoch": runs[kept]["best_epoch"],
+        "epochs_run": runs[kept]["epochs_run"],
         "monitor": monitor,
-        "class_prior_loss": _class_prior_loss(train_balanced[roles.target], result.classes),
-        "history": result.history,
+        "class_prior_loss": _class_prior_loss(train_balanced[roles.target], results[kept].classes),
+        "history": results[kept].history,
     }
     report = {
         "primary_metric": primary,
@@ -371,13 +372,60 @@ def train_seed_models(  # noqa: PLR0913
         "summary": {
             name: _summary([r["validation"][name] for r in runs]) for name in GREATER_IS_BETTER
         },
-        "kept_seed": run["seed"],
-        "kept_validation": run["validation"],
+        **selection,
         "sanity_check_passed": bool(
             sanity_check_report.get("passed", not sanity_check_report.get("enabled", True))
         ),
     }
-    return result.model, history, report
+    return model, history, report
+
+
+def _validation_metrics(
+    model: Any, val: pd.DataFrame, roles: ColumnRoles, classes: list[str]
+) -> dict[str, float]:
+    probabilities = predict_probabilities(model, val, roles)
+    labels = target_labels(val[roles.target]).to_numpy()
+    return {
+        name: score(name, labels, probabilities, classes, roles.positive_class)
+        for name in GREATER_IS_BETTER
+    }
+
+
+def _combine_seeds(  # noqa: PLR0913
+    results: list[Any],
+    runs: list[dict[str, Any]],
+    params: ModellingParams,
+    primary: str,
+    val: pd.DataFrame,
+    roles: ColumnRoles,
+) -> tuple[Any, int, dict[str, Any]]:
+    """The saved model, the index of the seed whose history is shown, and the report's selection fields."""
+    from deep_learning_workflow.models.ensemble import build_ensemble, check_shared_preprocessing
+
+    ensemble_validation = None
+    if len(results) > 1:
+        check_shared_preprocessing([r.preprocessing for r in results])
+        ensemble = build_ensemble(results[0].preprocessor, [r.head for r in results])
+        ensemble_validation = _validation_metrics(ensemble, val, roles, results[0].classes)
+    values = [run["validation"][primary] for run in runs]
+    best = int(np.argmax(values) if GREATER_IS_BETTER[primary] else np.argmin(values))
+    averaged = params.seed_selection == "average" and len(results) > 1
+    selection = {
+        "seed_selection": params.seed_selection,
+        "model_seeds": [run["seed"] for run in runs] if averaged else [runs[best]["seed"]],
+        "kept_seed": None if averaged else runs[best]["seed"],
+        "kept_validation": ensemble_validation if averaged else runs[best]["validation"],
+        "ensemble_validation": ensemble_validation,
+        # The kept seed's validation metrics are the best of several validation scores: optimistic.
+        "validation_selection_bias": not averaged and len(results) > 1,
+    }
+    logger.info(
+        "Saved model: %s, validation %s = %.4f.",
+        f"mean of {len(results)} seeds" if averaged else f"seed {runs[best]['seed']}",
+        primary,
+        selection["kept_validation"][primary],
+    )
+    return (ensemble if averaged else results[best].model), (0 if averaged else best), selection
 
 
 def _class_prior_loss(target: pd.Series, classes: list[str]) -> float:
@@ -411,14 +459,17 @@ def describe_model(
     Args:
         train: the real training rows (the classes come from them).
         modelling_roles: resolved column roles.
-        seed_report: the seed report (kept seed and its validation metrics).
+        seed_report: the seed report (the saved model's seeds, validation metrics and selection).
         modelling: ``params:modelling``.
         seed: ``params:seed``.
 
     Returns:
         JSON-serialisable metadata: ``classes`` (the order of the probability columns), ``positive_class``,
         ``target``, ``key``, ``roles``, ``feature_columns``, ``inputs`` (column to input dtype), ``seed`` (of the
-        kept model), ``seeds``, ``workflow_seed``, ``primary_metric``, ``validation``, ``params``, ``versions``.
+        kept model; null for an average of seeds), ``seeds`` (trained), ``model_seeds`` (in the saved model),
+        ``seed_selection``, ``ensemble_members``, ``validation_selection_bias`` (true when ``validation`` is the
+        best of several seeds' scores, so optimistic), ``workflow_seed``, ``primary_metric``, ``validation``,
+        ``params``, ``versions``.
     """
     roles = as_roles(modelling_roles)
     params = as_params(modelling)
@@ -436,6 +487,10 @@ def describe_model(
         "output": {"layer": "probabilities", "shape": ["rows", len(classes)]},
         "seed": seed_report["kept_seed"],
         "seeds": [run["seed"] for run in seed_report["seeds"]],
+        "model_seeds": seed_report["model_seeds"],
+        "seed_selection": seed_report["seed_selection"],
+        "ensemble_members": len(seed_report["model_seeds"]),
+        "validation_selection_bias": seed_report["validation_selection_bias"],
         "workflow_seed": seed,
         "primary_metric": seed_report["primary_metric"],
         "validation": seed_report["kept_validation"],

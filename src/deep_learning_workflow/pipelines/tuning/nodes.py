@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deep_learning_workflow.columns import ColumnRoles, resolve_roles
+from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes, target_labels
 from deep_learning_workflow.datasets.optuna_storage import StudyStorage
 from deep_learning_workflow.metrics import GREATER_IS_BETTER
+from deep_learning_workflow.metrics import score as score_metric
+from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.models.fitting import TrainingDivergedError
 from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse
@@ -167,9 +169,12 @@ def retrain_top_trials(  # noqa: PLR0913
 
     Returns:
         One record per candidate: trial number, its hyperparameters, the value the study saw, the seeds and their
-        validation scores, their mean, sample standard deviation and the pessimistic score (mean - sd for a metric
-        where higher is better, mean + sd otherwise); with a second objective, the trial's ``cost`` too (for
-        latency, the smallest of the study's measure and one per retrained model).
+        validation scores, their mean and sample standard deviation, ``ensemble_value`` (the metric of the mean of
+        the seeds' probabilities) and the ``score`` candidates are ranked by: with
+        ``params:modelling.seed_selection: average`` (and more than one seed) the ensemble's value, since that is
+        the model the modelling pipeline saves, else the pessimistic mean - sd (mean + sd for a metric where lower
+        is better); with a second objective, the trial's ``cost`` too (for latency, the smallest of the study's
+        measure and one per retrained model).
     """
     settings = parse(TuningParams, tuning, "tuning")
     metric = parse(ProblemDefinition, problem, "problem").primary_metric
@@ -200,10 +205,17 @@ def retrain_top_trials(  # noqa: PLR0913
             if second == "latency"
             else None
         )
-        values = [_retrain_score(frames, columns, params, s, metric, after) for s in seeds]
+        probabilities: list[np.ndarray] = []
+        values = [
+            _retrain_score(frames, columns, params, s, metric, after, probabilities) for s in seeds
+        ]
         mean = float(np.mean(values))
         sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        score = mean - sd if greater else mean + sd
+        averaged = _averages_seeds(params) and len(seeds) > 1
+        ensemble = _ensemble_value(probabilities, frames, columns, metric, len(seeds))
+        # What the modelling pipeline saves is judged: the mean of the seeds' probabilities when it averages
+        # them, else (one seed kept) the pessimistic mean - sd over seeds.
+        score = ensemble if averaged else (mean - sd if greater else mean + sd)
         candidates.append(
             {
                 "trial": trial.number,
@@ -214,6 +226,7 @@ def retrain_top_trials(  # noqa: PLR0913
                 "values": [float(v) if np.isfinite(v) else None for v in values],
                 "mean": mean if np.isfinite(mean) else None,
                 "sd": sd if np.isfinite(sd) else None,
+                "ensemble_value": ensemble if np.isfinite(ensemble) else None,
                 "score": score if np.isfinite(score) else None,
             }
         )
@@ -225,19 +238,53 @@ def retrain_top_trials(  # noqa: PLR0913
     return candidates
 
 
-def _retrain_score(
+def _retrain_score(  # noqa: PLR0913
     frames: Mapping[str, pd.DataFrame],
     columns: dict[str, Any],
     params: dict[str, Any],
     seed: int,
     metric: str,
     after: Callable[[Any], None] | None = None,
+    probabilities: list[np.ndarray] | None = None,
 ) -> float:
+    """The validation score of one retrained model; its validation probabilities appended to ``probabilities``."""
+
+    def keep(result: Any) -> None:
+        if probabilities is not None:
+            probabilities.append(predict_probabilities(result.model, frames["val"], result.roles))
+        if after is not None:
+            after(result)
+
     try:
-        return train_and_score(frames, columns, params, seed, metric, after=after)[0]
+        return train_and_score(frames, columns, params, seed, metric, after=keep)[0]
     except TrainingDivergedError as error:
         logger.warning("Retraining with seed %d diverged: %s", seed, error)
         return float("nan")
+
+
+def _averages_seeds(params: Mapping[str, Any]) -> bool:
+    return parse(ModellingParams, params, "modelling").seed_selection == "average"
+
+
+def _ensemble_value(
+    probabilities: list[np.ndarray],
+    frames: Mapping[str, pd.DataFrame],
+    columns: dict[str, Any],
+    metric: str,
+    seeds: int,
+) -> float:
+    """The metric of the mean of the seeds' probabilities (what the saved seed ensemble returns); NaN when a
+    seed diverged or returned non-finite probabilities."""
+    if len(probabilities) != seeds or not all(np.isfinite(p).all() for p in probabilities):
+        return float("nan")
+    val = frames["val"]
+    roles = resolve_roles(val, parse(ColumnRoles, columns, "columns"), "val")
+    # The models' probability columns follow the training split's classes.
+    classes = target_classes(frames["train"][roles.target])
+    labels = target_labels(val[roles.target]).to_numpy()
+    return float(
+        score_metric(metric, labels, np.mean(probabilities, axis=0), classes, roles.positive_class)
+    )
 
 
 def select_best_params(
@@ -261,7 +308,14 @@ def select_best_params(
             "retraining diverged. Narrow params:tuning.search_space (e.g. the learning rate)."
         )
     greater = GREATER_IS_BETTER[metric]
-    ranking = "mean - sd over seeds" if greater else "mean + sd over seeds"
+    averaged = any(
+        c.get("ensemble_value") is not None and c["score"] == c["ensemble_value"] for c in finite
+    )
+    ranking = (
+        "the mean of the seeds' probabilities"
+        if averaged
+        else ("mean - sd over seeds" if greater else "mean + sd over seeds")
+    )
     second = second_objective(settings)
     if second is None:
         best = sorted(finite, key=lambda c: (-c["score"] if greater else c["score"], c["trial"]))[0]
@@ -279,9 +333,14 @@ def select_best_params(
         "trial": best["trial"],
         "params": best["params"],
         "validation": {
-            key: best[key] for key in ("seeds", "values", "mean", "sd", "score", "search_value")
+            key: best.get(key)
+            for key in ("seeds", "values", "mean", "sd", "ensemble_value", "score", "search_value")
         },
         "candidates": [{key: c[key] for key in kept} for c in candidates],
+        # The hyperparameters were picked on validation (the best trials of the study, then the best of these
+        # candidates): the winner's validation figures are a maximum of several, so optimistic.
+        "validation_selection_bias": True,
+        "selected_from_candidates": len(finite),
     }
     if second is not None:
         pick = settings.trade_off.pick
@@ -289,6 +348,30 @@ def select_best_params(
         record["pick"] = {"rule": pick.rule, "tolerance": pick.tolerance, "budget": pick.budget}
         record["cost"] = {COST_NAMES[second]: best["cost"]}
     return record
+
+
+def record_tuning_selection(
+    model_metadata: Mapping[str, Any], best_params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The tuned model's metadata with the record that its hyperparameters were chosen on validation.
+
+    The release gate reads ``validation_selection_bias``: the tuned model's validation metrics are those of the
+    best of several candidates on the same validation rows, so they overstate what the test split will show.
+
+    Returns:
+        ``model_metadata`` with ``validation_selection_bias: true`` and ``tuning_selection`` (the study, the trial
+        and how many candidates the winner was picked from).
+    """
+    return {
+        **model_metadata,
+        "validation_selection_bias": True,
+        "tuning_selection": {
+            "study_name": best_params.get("study_name"),
+            "trial": best_params.get("trial"),
+            "ranking": best_params.get("ranking"),
+            "candidates": len(best_params.get("candidates") or []),
+        },
+    }
 
 
 def merge_best_params(best_params: Mapping[str, Any], modelling: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from .nodes import (
     plot_parallel_coordinates,
     plot_parameter_importances,
     plot_pareto_front,
+    record_tuning_selection,
     retrain_top_trials,
     run_study,
     select_best_params,
@@ -165,8 +166,30 @@ def create_tuned_pipeline() -> Pipeline:
         parameters=_parameters(evaluation),
     )
     return _feed_parameter(
-        tuned_modelling + tuned_evaluation, MODELLING_PARAMS, TUNED_MODELLING_PARAMS
+        _record_selection(tuned_modelling) + tuned_evaluation,
+        MODELLING_PARAMS,
+        TUNED_MODELLING_PARAMS,
     )
+
+
+def _record_selection(tuned_modelling: Pipeline) -> Pipeline:
+    """The tuned modelling nodes, with the tuned model's metadata recording that it was selected on validation
+    (:func:`record_tuning_selection`) before the evaluation and the release gate read it."""
+    metadata = f"{NAMESPACE}.model_metadata"
+    untagged = f"{NAMESPACE}.model_metadata_before_selection"
+    nodes = [
+        n._copy(outputs=untagged) if n.outputs == [metadata] else n for n in tuned_modelling.nodes
+    ]
+    nodes.append(
+        Node(
+            record_tuning_selection,
+            inputs=[untagged, "best_params"],
+            outputs=metadata,
+            name="record_tuning_selection",
+            namespace=NAMESPACE,
+        )
+    )
+    return Pipeline(nodes)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
