@@ -7,9 +7,16 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 from deep_learning_workflow.hooks import CheckConnectionsHook, ValidateParametersHook
+from deep_learning_workflow.parallel_hooks import ShareMemoryDatasetsHook
+from deep_learning_workflow.tracking_hooks import TrackingHook
 
 # Hooks of one stage are called last-registered first: parameters are validated before any database is contacted.
-HOOKS = (CheckConnectionsHook(), ValidateParametersHook())
+HOOKS = (
+    CheckConnectionsHook(),
+    ValidateParametersHook(),
+    TrackingHook(),
+    ShareMemoryDatasetsHook(),
+)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
