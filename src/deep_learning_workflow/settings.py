@@ -8,6 +8,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from deep_learning_workflow.hooks import CheckConnectionsHook, ValidateParametersHook
 from deep_learning_workflow.parallel_hooks import ShareMemoryDatasetsHook
+from deep_learning_workflow.run_checks import CheckRawFilesHook
 from deep_learning_workflow.tracking_hooks import TrackingHook
 
 # Hooks of one stage are called last-registered first: parameters are validated before any database is contacted.
@@ -16,6 +17,7 @@ HOOKS = (
     ValidateParametersHook(),
     TrackingHook(),
     ShareMemoryDatasetsHook(),
+    CheckRawFilesHook(),
 )
 
 CONFIG_LOADER_ARGS = {
