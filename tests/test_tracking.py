@@ -127,3 +127,44 @@ def test_run_logs_curves_and_model_registers_champion_and_bundle_records_it(proj
     kinds = {name: kinds[name] for name in bundle["features"]}
     expected = keras_model.predict(records_to_inputs(val, kinds), verbose=0)
     np.testing.assert_allclose(scored.to_numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_mlflow_ui_serves_the_project_store(tmp_path):
+    """The README's ``mlflow ui`` command, on a free port, against a SQLite store like the project's."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", "sqlite:///mlruns.db"]
+    command += ["--port", str(port), "--host", "127.0.0.1"]
+    server = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5"
+        deadline, answer = time.monotonic() + 300, None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    answer = json.loads(response.read())
+                break
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, "mlflow ui never answered"
+        assert [experiment["name"] for experiment in answer["experiments"]] == ["Default"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
