@@ -608,7 +608,7 @@ def plot_categorical_frequencies(
         table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
         rows = table.sum(axis=1)
         shares = table.div(rows, axis=0)
-        for index, label in enumerate(shown):
+        for label in shown:
             figure.add_trace(
                 go.Bar(
                     x=[str(level) for level in table.index],

@@ -7,6 +7,7 @@ inlined once, so it opens offline and can be mailed.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,12 +48,16 @@ METRIC_MEANINGS = {
     "accuracy": "the share of records whose most probable class is right",
     "f1_macro": "the mean over classes of the balance between precision and recall",
 }
+# The plots fill the width they are given (autosize, and a responsive config in the report); the legend sits under
+# the plotting area, where it never hides a curve.
 LAYOUT = {
     "template": "plotly_white",
-    "width": 640,
+    "autosize": True,
     "height": 480,
-    "legend": {"x": 0.99, "xanchor": "right"},
+    "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.18, "yanchor": "top"},
+    "margin": {"b": 110},
 }
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 # --- plots --------------------------------------------------------------------------------------------------------
@@ -71,6 +76,13 @@ def _trace_name(candidate: str, label: str, binary: bool) -> str:
     return candidate if binary else f"{candidate}: {label} vs rest"
 
 
+def confusion_rates(counts: np.ndarray) -> np.ndarray:
+    """Each row of a confusion matrix as shares of its true class (a class without records: zeros)."""
+    counts = np.asarray(counts, dtype="float64")
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
 def plot_confusion_matrix(validation_metrics: Mapping[str, Any]) -> go.Figure:
     """The model's confusion matrix on the validation split at its decision threshold."""
     decisions = validation_metrics["at_threshold"]
@@ -79,19 +91,29 @@ def plot_confusion_matrix(validation_metrics: Mapping[str, Any]) -> go.Figure:
     counts = np.asarray(matrix["counts"])
     threshold = decisions["threshold"]
     rule = "most probable class" if threshold is None else f"threshold {threshold:.3f}"
+    rates = confusion_rates(counts)
     figure = go.Figure(
         go.Heatmap(
-            z=counts,
+            z=rates,
             x=[f"decided {label}" for label in classes],
             y=[f"true {label}" for label in classes],
-            text=counts,
+            text=[
+                [
+                    f"{count:,}<br>{rate:.1%} of true {label}"
+                    for count, rate in zip(row, rates_row, strict=True)
+                ]
+                for label, row, rates_row in zip(classes, counts, rates, strict=True)
+            ],
             texttemplate="%{text}",
+            hoverinfo="text",
             colorscale="Blues",
+            zmin=0,
+            zmax=1,
             showscale=False,
         )
     )
     figure.update_layout(
-        **{**LAYOUT, "width": 520, "height": 440},
+        **{**LAYOUT, "height": 440},
         title=f"Confusion matrix: model on validation ({rule})",
         yaxis={"autorange": "reversed"},
     )
@@ -439,6 +461,45 @@ def _test_section(test_metrics: Mapping) -> str:
     return "\n".join(parts)
 
 
+def _failed_check_words(check: Mapping[str, Any]) -> str:
+    """A failed gate check in plain words, e.g. "it does not beat gradient boosting on validation PR-AUC (0.635 vs
+    0.649)"; a check this function does not know is quoted with its detail."""
+    name, detail = str(check["check"]), str(check.get("detail", ""))
+    numbers = re.match(r"(\w+) ([-\d.]+) must be ([<>]=) ([-\d.]+)", detail)
+    if numbers is None:
+        return f"the check '{name}' failed ({detail})" if detail else f"the check '{name}' failed"
+    metric, value, _, limit = numbers.groups()
+    metric_name = METRIC_NAMES.get(metric, metric).split(" (")[0]
+    figures = f"({float(value):.3f} vs {float(limit):.3f})"
+    if name.startswith("beats baseline "):
+        baseline = name.removeprefix("beats baseline ").replace("_", " ")
+        return f"it does not beat {baseline} on validation {metric_name} {figures}"
+    if name.startswith("success "):
+        return f"it misses the {metric_name} agreed as success {figures}"
+    if name.startswith("floor "):
+        return f"its validation {metric_name} is below the floor {figures}"
+    if name.startswith("ceiling "):
+        return f"its validation {metric_name} is above the ceiling {figures}"
+    if name == "previous release":
+        return f"it falls below the model released before on validation {metric_name} {figures}"
+    return f"the check '{name}' failed {figures}"
+
+
+def verdict_sentence(release_gate: Mapping[str, Any]) -> str:
+    """The release gate's verdict in plain words, naming what failed with its figures.
+
+    e.g. "The model was rejected: it does not beat gradient boosting on validation PR-AUC (0.635 vs 0.649)."
+    """
+    checks = release_gate.get("checks") or []
+    if release_gate["passed"]:
+        return f"The model was released: it passed all {len(checks)} checks of the release gate."
+    failed = [check for check in checks if not check.get("passed")]
+    reasons = [_failed_check_words(check) for check in failed] or [
+        f"the check '{name}' failed" for name in release_gate.get("failed_checks", [])
+    ]
+    return "The model was rejected: " + "; ".join(reasons) + "."
+
+
 def _limitations(
     params: EvaluationParameters,
     validation_metrics: Mapping,
@@ -460,11 +521,7 @@ def _limitations(
         f"±{(interval['high'] - interval['low']) / 2:.3f}; differences between models smaller than that are noise."
     )
     if not release_gate["passed"]:
-        found.append(
-            "The release gate rejected this model: "
-            + "; ".join(_text(name) for name in release_gate["failed_checks"])
-            + "."
-        )
+        found.append(verdict_sentence(release_gate))
     found.append(
         "All figures come from historical data split at random; they hold for future records only as long as those "
         "resemble the past (watch the drift report)."
@@ -599,7 +656,8 @@ th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertica
 th { background: #f4f4f4; }
 .verdict { font-size: 1.3em; font-weight: bold; } .release { color: #17692e; } .reject { color: #a11a1a; }
 .headline { background: #f6f8fa; border-left: 4px solid #888; padding: 0.6em 1em; }
-.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
+.plot { min-width: 0; }
 .muted { color: #666; font-size: 0.9em; }
 """
 
@@ -633,11 +691,9 @@ def render_model_report(
     params = parse(EvaluationParameters, evaluation, "evaluation")
     primary = definition.primary_metric
     test_primary = test_metrics["model"]["metrics"][primary]
-    verdict = (
-        "released" if release_gate["passed"] else "not released (the release gate rejected it)"
-    )
+    verdict = verdict_sentence(release_gate)
     figures = "".join(
-        f"<div>{figure.to_html(full_html=False, include_plotlyjs=False, config={'displaylogo': False})}</div>"
+        f"<div class='plot'>{figure.to_html(full_html=False, include_plotlyjs=False, config=PLOT_CONFIG, default_width='100%')}</div>"
         for figure in (
             confusion_matrix_plot,
             roc_curve_plot,
@@ -660,7 +716,7 @@ def render_model_report(
 <p class="headline">On records it has never seen (the test split), the model reaches a
 <b>{METRIC_NAMES[primary]} of {test_primary["value"]:.3f}</b>
 ({test_metrics["bootstrap"]["confidence"]:.0%} confidence interval {test_primary["low"]:.3f} – {test_primary["high"]:.3f}).
-It is <b>{verdict}</b>.</p>
+<b>{_text(verdict)}</b></p>
 <p class="muted">Model version <code>{_text(release_gate["model_fingerprint"][:12])}</code></p>
 
 <h2>2. Data</h2>
