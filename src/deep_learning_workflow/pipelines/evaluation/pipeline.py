@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
+from .gains import plot_cumulative_gains
 from .nodes import (
     choose_decision_threshold,
     collect_tracking_records,
@@ -148,6 +149,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 tags="test_split",
             ),
             node(
+                plot_cumulative_gains,
+                inputs="validation_predictions",
+                outputs="cumulative_gains_plot",
+                name="plot_cumulative_gains",
+                tags="reporting",
+            ),
+            node(
                 render_model_report,
                 inputs=[
                     "params:problem",
@@ -162,6 +170,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "roc_curve_plot",
                     "precision_recall_plot",
                     "calibration_plot",
+                    "cumulative_gains_plot",
                 ],
                 outputs="model_report",
                 name="render_model_report",

@@ -675,6 +675,7 @@ def render_model_report(
     roc_curve_plot: go.Figure,
     precision_recall_plot: go.Figure,
     calibration_plot: go.Figure,
+    cumulative_gains_plot: go.Figure | None = None,
 ) -> str:
     """The model report for decision makers: one self-contained HTML page.
 
@@ -699,7 +700,9 @@ def render_model_report(
             roc_curve_plot,
             precision_recall_plot,
             calibration_plot,
+            cumulative_gains_plot,
         )
+        if figure is not None
     )
     limitations = "".join(
         f"<li>{_text(item)}</li>"
