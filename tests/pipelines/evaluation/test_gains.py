@@ -45,6 +45,8 @@ def test_gains_plot_names_each_candidate_with_its_top_decile_lift():
     names = [trace.name for trace in figure.data]
     model = next(name for name in names if name.startswith("model (top 10%"))
     lift = float(model.rsplit("lift ", 1)[1].rstrip(")"))
-    assert lift > 2.5  # an informative score finds far more than 10% of the positives in the top 10%
+    assert (
+        lift > 2.5
+    )  # an informative score finds far more than 10% of the positives in the top 10%
     constant = next(name for name in names if name.startswith("majority_class"))
     assert "lift 1.0" in constant

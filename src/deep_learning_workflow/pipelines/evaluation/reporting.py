@@ -676,6 +676,7 @@ def render_model_report(
     precision_recall_plot: go.Figure,
     calibration_plot: go.Figure,
     cumulative_gains_plot: go.Figure | None = None,
+    permutation_importance_plot: go.Figure | None = None,
 ) -> str:
     """The model report for decision makers: one self-contained HTML page.
 
@@ -701,6 +702,7 @@ def render_model_report(
             precision_recall_plot,
             calibration_plot,
             cumulative_gains_plot,
+            permutation_importance_plot,
         )
         if figure is not None
     )
