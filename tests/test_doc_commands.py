@@ -53,6 +53,7 @@ TESTED = {
     "mlflow ui": "tests/test_tracking.py::test_mlflow_ui_serves_the_project_store",
     "kedro package": "tests/pipelines/serving/test_package.py::test_wheel_runs_the_serving_pipeline_and_serves_the_bundle",
     "pip install dist/": "tests/pipelines/serving/test_package.py::test_wheel_runs_the_serving_pipeline_and_serves_the_bundle",
+    "python -m deep_learning_workflow": "tests/test_conventions.py::test_packaged_run_without_raw_data_stops_at_once_naming_the_files",
     "python -m deep_learning_workflow --conf-source": "tests/pipelines/serving/test_package.py::test_wheel_runs_the_serving_pipeline_and_serves_the_bundle",
     "python -m deep_learning_workflow.service --bundle": "tests/service/test_process.py::test_process_readiness_and_graceful_sigterm",
     "python -m deep_learning_workflow.service.report": "tests/service/test_canary_shadow.py::test_shadow_scores_everything_without_changing_answers",
