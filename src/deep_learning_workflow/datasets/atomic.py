@@ -77,6 +77,14 @@ class AtomicSaveMixin:
         with self._staged_save():
             _unwrapped(super().save)(self, data)  # type: ignore[misc]
 
+    def preview(self, *args: Any, **kwargs: Any) -> Any:
+        """The stock preview of a file that exists; None for one not written yet (kedro-viz shows no preview,
+        instead of warning about every output of the pipelines not run)."""
+        parent = getattr(super(), "preview", None)
+        if parent is None or not self.exists():  # type: ignore[attr-defined]
+            return None
+        return parent(*args, **kwargs)
+
     @contextlib.contextmanager
     def _staged_save(self) -> Iterator[None]:
         """Inside the block ``_get_save_path()`` is a hidden staging path; on success the result is renamed into
