@@ -51,3 +51,47 @@ def test_kedro_run_stops_on_bad_split_size_before_any_node(project_copy):
     assert result.returncode != 0
     assert "splitting.test_size" in result.stderr + result.stdout
     assert not (project_copy / "data/02_intermediate/acquired_table.parquet").exists()
+
+
+@pytest.mark.slow
+def test_data_pipelines_run_under_parallel_runner(project_copy):
+    result = run_kedro(
+        project_copy,
+        "run",
+        "--env",
+        "test",
+        "--runner",
+        "ParallelRunner",
+        "--pipelines",
+        "data_acquisition,data_processing,splitting",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    raw = pd.read_csv(project_copy / "data/01_raw/telco_churn.csv")
+    splits = [
+        pd.read_parquet(project_copy / f"data/05_model_input/{name}.parquet")
+        for name in ("train", "val", "test")
+    ]
+    assert sorted(pd.concat(splits)["customer_id"]) == sorted(raw["customer_id"])
+
+
+@pytest.mark.slow
+def test_default_run_under_parallel_runner_logs_into_one_mlflow_run(project_copy):
+    import mlflow
+    from mlflow import MlflowClient
+
+    result = run_kedro(project_copy, "run", "--env", "test", "--runner", "ParallelRunner")
+    assert result.returncode == 0, result.stderr[-3000:]
+    gate = json.loads((project_copy / "data/08_reporting/release_gate.json").read_text())
+    assert isinstance(gate["passed"], bool)
+
+    mlflow.set_tracking_uri(f"sqlite:///{project_copy}/mlruns/test_env/mlflow.db")
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("deep_learning_workflow_test")
+    runs = client.search_runs([experiment.experiment_id])
+    # The worker processes log into the run the main process opened, not into runs of their own.
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.tags["runner"] == "ParallelRunner"
+    artifacts = {item.path for item in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/validation_metrics.json" in artifacts
+    assert client.get_metric_history(run.info.run_id, "training.loss")

@@ -38,6 +38,8 @@ read it with :func:`read_bundle`, which checks the manifest first. Layout::
     release_gate        {"passed": bool, "judged_this_model": bool, "forced": bool}: the evaluation gate's
                         verdict, whether it judged this very model, and whether the export was forced past a
                         failed (or another model's) gate with serving.force_export
+    registry            {"registered_model", "version", "alias", "model_uri", "run_id"}: the model's entry in the
+                        MLflow model registry when the release gate passed it and it was registered; else null
     versions            {"python", "deep_learning_workflow", "tensorflow", "keras"}
 
 Writing is atomic: :func:`write_bundle` fills a hidden sibling folder, verifies it, then renames it to the final

@@ -5,10 +5,11 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-# `kedro run` walks the workflow from acquisition to the release gate. Serving (`--pipelines serving`) exports only
-# a model the gate passed, and tuning (`--pipelines tuning`) and pruning (`--pipelines model_pruning`) are opt-in:
-# steps a person decides to take.
-DEFAULT_PIPELINES = ("data_acquisition", "data_processing", "splitting", "modelling", "evaluation")
+# `kedro run` runs every pipeline of the project except these: steps a person decides to take. Serving
+# (`--pipelines serving`) exports only a model the release gate passed; tuning (`--pipelines tuning`) and pruning
+# (`--pipelines model_pruning`) spend much more time than the workflow itself. A pipeline added with
+# `kedro pipeline create` joins the default run; add its name here to keep it out.
+OPT_IN_PIPELINES = ("tuning", "serving", "model_pruning")
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -18,8 +19,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
     pipelines = find_pipelines(raise_errors=True)
-    # Kedro builds only the requested pipelines, so some names may be absent here.
     pipelines["__default__"] = sum(
-        (pipelines[name] for name in DEFAULT_PIPELINES if name in pipelines), Pipeline([])
+        (pipeline for name, pipeline in pipelines.items() if name not in OPT_IN_PIPELINES),
+        Pipeline([]),
     )
     return pipelines

@@ -14,18 +14,24 @@ from deep_learning_workflow.hooks import (
     RunRecordHook,
     ValidateParametersHook,
 )
+from deep_learning_workflow.parallel_hooks import ShareMemoryDatasetsHook
+from deep_learning_workflow.run_checks import CheckRawFilesHook
 from deep_learning_workflow.run_summary import RunSummaryHook
+from deep_learning_workflow.tracking_hooks import TrackingHook
 
-# Hooks of one stage are called last-registered first: an environment that leaves a Telco-specific key unset stops
-# the run first, then parameters are validated, then the outputs locked, then the databases contacted, and only
-# then is MLflow imported and its run started.
+# Hooks of one stage are called last-registered first: missing raw files and an environment that leaves a
+# Telco-specific key unset stop the run first, then parameters are validated, then the outputs locked, then the
+# databases contacted, and only then is MLflow imported and its run started.
 HOOKS = (
     MlflowRunHook(),
     RunRecordHook(),
+    TrackingHook(),
+    ShareMemoryDatasetsHook(),
     CheckConnectionsHook(),
     RunLockHook(),
     ValidateParametersHook(),
     TableSpecificKeysHook(),
+    CheckRawFilesHook(),
     RunSummaryHook(),
 )
 

@@ -28,6 +28,7 @@ describe themselves like the stock datasets.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import uuid
@@ -76,6 +77,23 @@ class AtomicSaveMixin:
     def save(self, data: Any) -> None:
         with self._staged_save():
             _unwrapped(super().save)(self, data)  # type: ignore[misc]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        stock = getattr(super(), "preview", None)
+        if stock is None or "preview" in cls.__dict__:
+            return
+
+        # The stock preview of a file that exists; None for one not written yet, so kedro-viz shows no preview
+        # instead of warning about every output of the pipelines not run. functools.wraps keeps the stock return
+        # annotation, from which kedro-viz picks the kind of preview (table, JSON, plotly).
+        @functools.wraps(stock)
+        def preview(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not self.exists():
+                return None
+            return stock(self, *args, **kwargs)
+
+        cls.preview = preview
 
     @contextlib.contextmanager
     def _staged_save(self) -> Iterator[None]:

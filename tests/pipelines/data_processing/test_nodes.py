@@ -360,14 +360,23 @@ def test_numeric_distributions_are_binned_per_class(table):
     assert len(figure.to_json()) < 50_000
 
 
-def test_categorical_frequencies_group_rare_levels(table):
+def test_categorical_plot_shows_the_target_rate_per_level(table):
     figure = plot_categorical_frequencies(table, COLUMNS, {"eda": {"max_categories": 2}})
     plan = [t for t in figure.data if t.xaxis == "x"]
-    assert {t.name for t in plan} == {"No", "Yes"}
+    assert [t.name for t in plan] == ["% Yes"]  # binary: the positive class's share
     assert len(plan[0].x) == 3 and "(other)" in plan[0].x
     senior = [t for t in figure.data if t.xaxis == "x2"]
     assert "(missing)" in senior[0].x
-    assert sum(sum(t.y) for t in plan) == 120
+    levels = table["plan"].astype("str")
+    for level, rate, rows in zip(plan[0].x, plan[0].y, plan[0].customdata, strict=True):
+        if level == "(other)":
+            continue
+        chosen = table[levels == level]
+        assert rows == len(chosen)
+        assert rate == pytest.approx(
+            100 * (chosen["label"].astype("str") == "Yes").mean(), abs=0.01
+        )
+    assert sum(plan[0].customdata) == 120
 
 
 def test_correlations_include_the_positive_class(table):

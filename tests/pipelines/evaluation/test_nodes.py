@@ -205,7 +205,15 @@ def test_plots_show_every_candidate_and_the_operating_point(predictions, thresho
     point = next(trace for trace in pr.data if trace.name.startswith("model at threshold"))
     assert (point.x[0], point.y[0]) == (threshold["recall"], threshold["precision"])
     confusion = plot_confusion_matrix(validated[0])
-    assert np.asarray(confusion.data[0].z).sum() == len(predictions["labels"])
+    # Colour: the share of each true class; text: the count and that share.
+    np.testing.assert_allclose(np.asarray(confusion.data[0].z).sum(axis=1), 1.0)
+    counts = [
+        int(cell.split("<br>")[0].replace(",", ""))
+        for row in confusion.data[0].text
+        for cell in row
+    ]
+    assert sum(counts) == len(predictions["labels"])
+    assert "% of true" in confusion.data[0].text[0][0]
 
 
 def test_a_baseline_named_like_the_model_is_rejected(keras_model, baseline_models, splits, setup):
@@ -405,3 +413,28 @@ def test_bad_parameters_fail_naming_the_key(evaluation, section, values, key):
 def test_unknown_parameter_keys_are_rejected(evaluation):
     with pytest.raises(ValueError, match=r"evaluation\.thresold"):
         parse(EvaluationParameters, {**evaluation, "thresold": {}}, "evaluation")
+
+
+def test_verdict_sentence_says_what_failed_in_plain_words():
+    from deep_learning_workflow.pipelines.evaluation.report import verdict_sentence
+
+    gate = {
+        "passed": False,
+        "failed_checks": ["beats baseline gradient_boosting"],
+        "checks": [
+            {"check": "success pr_auc", "passed": True, "detail": "pr_auc 0.6350 must be >= 0.6"},
+            {
+                "check": "beats baseline gradient_boosting",
+                "passed": False,
+                "detail": "pr_auc 0.6350 must be >= 0.6490 (gradient_boosting 0.6490 + margin 0.0)",
+            },
+        ],
+    }
+    assert verdict_sentence(gate) == (
+        "The model was rejected: it does not beat gradient boosting on validation PR-AUC (0.635 vs 0.649)."
+    )
+    passed = {**gate, "passed": True, "failed_checks": []}
+    assert (
+        verdict_sentence(passed)
+        == "The model was released: it passed all 2 checks of the release gate."
+    )

@@ -124,7 +124,7 @@ def test_pipeline_releases_a_good_model_then_rejects_a_contrary_one(
     assert (
         "<td>train</td><td>600</td>" in report and "Balancing of the training split: none" in report
     )
-    assert report.count('class="plotly-graph-div"') == 4
+    assert report.count('class="plotly-graph-div"') == 6  # 4 validation plots, gains, importance
     # plotly.js is inlined, once: the report opens offline.
     assert report.count(get_plotlyjs()[:300]) == 1
     assert "http" not in report.replace(get_plotlyjs(), "")

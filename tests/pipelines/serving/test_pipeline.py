@@ -33,6 +33,7 @@ def _catalog(
                 {"rule": "max_f1", "threshold": 0.4, "positive_class": "Yes"}
             ),
             "release_gate": MemoryDataset(gate),
+            "model_registration": MemoryDataset(None),
             "scoring_batch": MemoryDataset(scoring_batch),
             "params:columns": MemoryDataset(columns),
             "params:serving": MemoryDataset(serving_params),
@@ -47,7 +48,11 @@ def _catalog(
 
 def test_pipeline_inputs_and_outputs():
     pipeline = create_pipeline()
-    assert pipeline.inputs() == UPSTREAM | {"params:columns", "params:serving"}
+    assert pipeline.inputs() == UPSTREAM | {
+        "params:columns",
+        "params:serving",
+        "model_registration",
+    }
     assert pipeline.all_outputs() == {
         "validated_scoring_batch",
         "serving_bundle",

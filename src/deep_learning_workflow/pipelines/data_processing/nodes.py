@@ -573,45 +573,76 @@ def _levels(values: pd.Series, max_categories: int) -> pd.Series:
     return labels.where(labels.isin(keep) | labels.isna(), OTHER_LABEL).fillna(MISSING_LABEL)
 
 
+def _shown_classes(classes: list[str], positive_class: str | None) -> list[str]:
+    """The classes whose rate is drawn: the positive class of a binary target, every class otherwise."""
+    if len(classes) == 2:
+        return [positive_class if positive_class in classes else classes[-1]]
+    return classes
+
+
 def plot_categorical_frequencies(
     clean_table: pd.DataFrame, columns: dict[str, Any], data_processing: dict[str, Any]
 ) -> go.Figure:
-    """Grouped bar charts of each categorical column's levels, by class."""
+    """The target rate per level of each categorical column, beside the rate over the whole table.
+
+    A binary target shows the share of its positive class per level (a dotted line marks the overall share); a
+    multi-class target shows the share of each class, stacked to 100%. Hovering a bar gives the level's row count,
+    the rare levels are grouped as '(other)', missing values as '(missing)'.
+    """
     roles = _roles_of(clean_table, columns)
     max_categories = parse(
         DataProcessingParameters, data_processing, "data_processing"
     ).eda.max_categories
     categorical = roles.categorical or []
     if not categorical:
-        return _empty_figure(
-            "Categorical frequencies by class", "The table has no categorical column."
-        )
+        return _empty_figure("Target rate per category", "The table has no categorical column.")
     target = _as_text(clean_table[roles.target])
     classes = target_classes(clean_table[roles.target])
+    shown = _shown_classes(classes, roles.positive_class)
+    overall = target.value_counts(normalize=True)
     figure = _grid(categorical, per_row=3, row_height=260)
     for position, column in enumerate(categorical):
         row, col = divmod(position, 3)
         levels = _levels(clean_table[column], max_categories)
         table = pd.crosstab(levels, target).reindex(columns=classes, fill_value=0)
         table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
-        for index, label in enumerate(classes):
+        rows = table.sum(axis=1)
+        shares = table.div(rows, axis=0)
+        for label in shown:
             figure.add_trace(
                 go.Bar(
                     x=[str(level) for level in table.index],
-                    y=table[label].tolist(),
-                    name=label,
+                    y=(100 * shares[label]).round(2).tolist(),
+                    customdata=rows.tolist(),
+                    hovertemplate=f"%{{x}}: %{{y:.1f}}% {label} of %{{customdata}} rows<extra></extra>",
+                    name=f"% {label}",
                     legendgroup=label,
                     showlegend=position == 0,
-                    marker_color=_colour(index),
+                    marker_color=_colour(classes.index(label)),
                 ),
                 row=row + 1,
                 col=col + 1,
             )
-    figure.update_layout(
-        title=f"Categorical frequencies by '{roles.target}' (rows)",
-        barmode="group",
-        legend_title_text=roles.target,
+        if len(shown) == 1:
+            figure.add_hline(
+                y=100 * float(overall.get(shown[0], 0.0)),
+                line={"dash": "dot", "color": "grey"},
+                row=row + 1,
+                col=col + 1,
+            )
+    binary = len(shown) == 1
+    title = (
+        f"Share of '{roles.target}' = {shown[0]} per category (dotted: the whole table)"
+        if binary
+        else f"Share of each '{roles.target}' class per category"
     )
+    figure.update_layout(
+        title=title,
+        barmode="group" if binary else "stack",
+        legend_title_text=roles.target,
+        autosize=True,
+    )
+    figure.update_yaxes(range=[0, 100], ticksuffix="%")
     return figure
 
 

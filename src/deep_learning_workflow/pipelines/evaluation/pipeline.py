@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
+from .gains import plot_cumulative_gains
+from .importance import compute_permutation_importance, plot_permutation_importance
 from .nodes import (
     choose_decision_threshold,
     collect_tracking_records,
@@ -163,6 +165,27 @@ def create_pipeline(**kwargs) -> Pipeline:
                 tags="test_split",
             ),
             node(
+                plot_cumulative_gains,
+                inputs="validation_predictions",
+                outputs="cumulative_gains_plot",
+                name="plot_cumulative_gains",
+                tags="reporting",
+            ),
+            node(
+                compute_permutation_importance,
+                inputs=["model", "val", "evaluation_setup", "params:problem", "params:seed"],
+                outputs="permutation_importance",
+                name="compute_permutation_importance",
+                tags="reporting",
+            ),
+            node(
+                plot_permutation_importance,
+                inputs="permutation_importance",
+                outputs="permutation_importance_plot",
+                name="plot_permutation_importance",
+                tags="reporting",
+            ),
+            node(
                 render_model_report,
                 inputs=[
                     "params:problem",
@@ -177,6 +200,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "roc_curve_plot",
                     "precision_recall_plot",
                     "calibration_plot",
+                    "cumulative_gains_plot",
+                    "permutation_importance_plot",
                 ],
                 outputs="model_report",
                 name="render_model_report",

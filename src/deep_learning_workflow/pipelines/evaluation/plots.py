@@ -20,15 +20,16 @@ from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.pipelines.evaluation.predictions import CANDIDATE
 from deep_learning_workflow.pipelines.evaluation.schema import EvaluationParameters
 
+# The plots fill the width they are given (autosize, and a responsive config in the report); the legend sits under
+# the plotting area, where it never hides a curve.
 LAYOUT = {
     "template": "plotly_white",
-    "width": 640,
+    "autosize": True,
     "height": 480,
-    "legend": {"x": 0.99, "xanchor": "right"},
+    "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.18, "yanchor": "top"},
+    "margin": {"b": 110},
 }
-
-
-# --- plots --------------------------------------------------------------------------------------------------------
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 def _curve_columns(predictions: Mapping[str, Any]) -> list[tuple[str, str, int]]:
@@ -44,6 +45,13 @@ def _trace_name(candidate: str, label: str, binary: bool) -> str:
     return candidate if binary else f"{candidate}: {label} vs rest"
 
 
+def confusion_rates(counts: np.ndarray) -> np.ndarray:
+    """Each row of a confusion matrix as shares of its true class (a class without records: zeros)."""
+    counts = np.asarray(counts, dtype="float64")
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
 def plot_confusion_matrix(validation_metrics: Mapping[str, Any]) -> go.Figure:
     """The model's confusion matrix on the validation split at its decision threshold."""
     decisions = validation_metrics["at_threshold"]
@@ -52,19 +60,29 @@ def plot_confusion_matrix(validation_metrics: Mapping[str, Any]) -> go.Figure:
     counts = np.asarray(matrix["counts"])
     threshold = decisions["threshold"]
     rule = "most probable class" if threshold is None else f"threshold {threshold:.3f}"
+    rates = confusion_rates(counts)
     figure = go.Figure(
         go.Heatmap(
-            z=counts,
+            z=rates,
             x=[f"decided {label}" for label in classes],
             y=[f"true {label}" for label in classes],
-            text=counts,
+            text=[
+                [
+                    f"{count:,}<br>{rate:.1%} of true {label}"
+                    for count, rate in zip(row, rates_row, strict=True)
+                ]
+                for label, row, rates_row in zip(classes, counts, rates, strict=True)
+            ],
             texttemplate="%{text}",
+            hoverinfo="text",
             colorscale="Blues",
+            zmin=0,
+            zmax=1,
             showscale=False,
         )
     )
     figure.update_layout(
-        **{**LAYOUT, "width": 520, "height": 440},
+        **{**LAYOUT, "height": 440},
         title=f"Confusion matrix: model on validation ({rule})",
         yaxis={"autorange": "reversed"},
     )

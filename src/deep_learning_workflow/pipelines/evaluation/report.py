@@ -4,6 +4,7 @@ offline and can be mailed."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ import plotly.graph_objects as go
 
 from deep_learning_workflow.metrics import GREATER_IS_BETTER
 from deep_learning_workflow.parameters import parse
+from deep_learning_workflow.pipelines.evaluation.plots import PLOT_CONFIG
 from deep_learning_workflow.pipelines.evaluation.predictions import CANDIDATE
 from deep_learning_workflow.pipelines.evaluation.schema import EvaluationParameters
 from deep_learning_workflow.problem import Costs, ProblemDefinition
@@ -290,6 +292,45 @@ def _test_section(test_metrics: Mapping) -> str:
     return "\n".join(parts)
 
 
+def _failed_check_words(check: Mapping[str, Any]) -> str:
+    """A failed gate check in plain words, e.g. "it does not beat gradient boosting on validation PR-AUC (0.635 vs
+    0.649)"; a check this function does not know is quoted with its detail."""
+    name, detail = str(check["check"]), str(check.get("detail", ""))
+    numbers = re.match(r"(\w+) ([-\d.]+) must be ([<>]=) ([-\d.]+)", detail)
+    if numbers is None:
+        return f"the check '{name}' failed ({detail})" if detail else f"the check '{name}' failed"
+    metric, value, _, limit = numbers.groups()
+    metric_name = METRIC_NAMES.get(metric, metric).split(" (")[0]
+    figures = f"({float(value):.3f} vs {float(limit):.3f})"
+    if name.startswith("beats baseline "):
+        baseline = name.removeprefix("beats baseline ").replace("_", " ")
+        return f"it does not beat {baseline} on validation {metric_name} {figures}"
+    if name.startswith("success "):
+        return f"it misses the {metric_name} agreed as success {figures}"
+    if name.startswith("floor "):
+        return f"its validation {metric_name} is below the floor {figures}"
+    if name.startswith("ceiling "):
+        return f"its validation {metric_name} is above the ceiling {figures}"
+    if name == "previous release":
+        return f"it falls below the model released before on validation {metric_name} {figures}"
+    return f"the check '{name}' failed {figures}"
+
+
+def verdict_sentence(release_gate: Mapping[str, Any]) -> str:
+    """The release gate's verdict in plain words, naming what failed with its figures.
+
+    e.g. "The model was rejected: it does not beat gradient boosting on validation PR-AUC (0.635 vs 0.649)."
+    """
+    checks = release_gate.get("checks") or []
+    if release_gate["passed"]:
+        return f"The model was released: it passed all {len(checks)} checks of the release gate."
+    failed = [check for check in checks if not check.get("passed")]
+    reasons = [_failed_check_words(check) for check in failed] or [
+        f"the check '{name}' failed" for name in release_gate.get("failed_checks", [])
+    ]
+    return "The model was rejected: " + "; ".join(reasons) + "."
+
+
 def _limitations(
     params: EvaluationParameters,
     validation_metrics: Mapping,
@@ -311,11 +352,7 @@ def _limitations(
         f"±{(interval['high'] - interval['low']) / 2:.3f}; differences between models smaller than that are noise."
     )
     if not release_gate["passed"]:
-        found.append(
-            "The release gate rejected this model: "
-            + "; ".join(_text(name) for name in release_gate["failed_checks"])
-            + "."
-        )
+        found.append(verdict_sentence(release_gate))
     found.append(
         "All figures come from historical data split at random; they hold for future records only as long as those "
         "resemble the past (watch the drift report)."
@@ -450,7 +487,8 @@ th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertica
 th { background: #f4f4f4; }
 .verdict { font-size: 1.3em; font-weight: bold; } .release { color: #17692e; } .reject { color: #a11a1a; }
 .headline { background: #f6f8fa; border-left: 4px solid #888; padding: 0.6em 1em; }
-.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+.plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1em; }
+.plot { min-width: 0; }
 .muted { color: #666; font-size: 0.9em; }
 """
 
@@ -468,6 +506,8 @@ def render_model_report(
     roc_curve_plot: go.Figure,
     precision_recall_plot: go.Figure,
     calibration_plot: go.Figure,
+    cumulative_gains_plot: go.Figure | None = None,
+    permutation_importance_plot: go.Figure | None = None,
 ) -> str:
     """The model report for decision makers: one self-contained HTML page.
 
@@ -484,17 +524,18 @@ def render_model_report(
     params = parse(EvaluationParameters, evaluation, "evaluation")
     primary = definition.primary_metric
     test_primary = test_metrics["model"]["metrics"][primary]
-    verdict = (
-        "released" if release_gate["passed"] else "not released (the release gate rejected it)"
-    )
+    verdict = verdict_sentence(release_gate)
     figures = "".join(
-        f"<div>{figure.to_html(full_html=False, include_plotlyjs=False, config={'displaylogo': False})}</div>"
+        f"<div class='plot'>{figure.to_html(full_html=False, include_plotlyjs=False, config=PLOT_CONFIG, default_width='100%')}</div>"
         for figure in (
             confusion_matrix_plot,
             roc_curve_plot,
             precision_recall_plot,
             calibration_plot,
+            cumulative_gains_plot,
+            permutation_importance_plot,
         )
+        if figure is not None
     )
     limitations = "".join(
         f"<li>{_text(item)}</li>"
@@ -511,7 +552,7 @@ def render_model_report(
 <p class="headline">On records it has never seen (the test split), the model reaches a
 <b>{METRIC_NAMES[primary]} of {test_primary["value"]:.3f}</b>
 ({test_metrics["bootstrap"]["confidence"]:.0%} confidence interval {test_primary["low"]:.3f} – {test_primary["high"]:.3f}).
-It is <b>{verdict}</b>.</p>
+<b>{_text(verdict)}</b></p>
 <p class="muted">Model version <code>{_text(release_gate["model_fingerprint"][:12])}</code></p>
 
 <h2>2. Data</h2>

@@ -163,6 +163,7 @@ def export_serving_bundle(
     release_gate: Mapping[str, Any],
     columns: Mapping[str, Any],
     serving: Mapping[str, Any],
+    model_registration: Mapping[str, Any] | None = None,
 ) -> ServingBundle:
     """Assemble the serving bundle of the gated model (saved by ``ServingBundleDataset``, atomically).
 
@@ -174,6 +175,8 @@ def export_serving_bundle(
             the model it judged.
         columns: ``params:columns``.
         serving: ``params:serving``.
+        model_registration: the MLflow model registry's record of the released model (name, version, alias), or
+            None when no model was registered; recorded in the bundle when it names this model.
 
     Returns:
         The bundle: metadata as documented in :mod:`deep_learning_workflow.bundle`, and the model.
@@ -230,9 +233,20 @@ def export_serving_bundle(
             "judged_this_model": judged,
             "forced": not (passed and judged),
         },
+        "registry": _registry_entry(model_registration, fingerprint),
         "versions": _versions(),
     }
     return ServingBundle(metadata, model=model)
+
+
+def _registry_entry(
+    model_registration: Mapping[str, Any] | None, fingerprint: str
+) -> dict[str, Any] | None:
+    """The registered model's name, version and alias when the registration is of this very model."""
+    if not model_registration or model_registration.get("model_fingerprint") != fingerprint:
+        return None
+    keys = ("registered_model", "version", "alias", "model_uri", "run_id")
+    return {key: model_registration.get(key) for key in keys}
 
 
 def _as_text(values: pd.Series) -> pd.Series:

@@ -31,6 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "release_gate",
                     "params:columns",
                     "params:serving",
+                    "model_registration",
                 ],
                 outputs="serving_bundle",
                 name="export_serving_bundle",
