@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
-from deep_learning_workflow.pipelines.evaluation.nodes import _labels, _setup
 from deep_learning_workflow.pipelines.evaluation.plots import LAYOUT
+from deep_learning_workflow.pipelines.evaluation.predictions import setup_of, split_labels
 from deep_learning_workflow.pipelines.evaluation.report import METRIC_NAMES
 
 REPEATS = 5
@@ -44,8 +44,8 @@ def compute_permutation_importance(
         "drops"}`` per feature, most important first; a drop is how much worse the metric got (positive: the
         feature helps).
     """
-    roles, classes, positive_class = _setup(evaluation_setup)
-    labels = _labels(val, roles, classes, "val")
+    roles, classes, positive_class = setup_of(evaluation_setup)
+    labels = split_labels(val, roles, classes, "val")
     metric = problem["primary_metric"]
     sign = 1.0 if GREATER_IS_BETTER[metric] else -1.0
     reference = score(

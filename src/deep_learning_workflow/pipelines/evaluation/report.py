@@ -296,6 +296,22 @@ def _failed_check_words(check: Mapping[str, Any]) -> str:
     """A failed gate check in plain words, e.g. "it does not beat gradient boosting on validation PR-AUC (0.635 vs
     0.649)"; a check this function does not know is quoted with its detail."""
     name, detail = str(check["check"]), str(check.get("detail", ""))
+    lead = re.match(
+        r"(\w+) model ([-\d.]+), (\w+) ([-\d.]+) .*?lead ([-+\d.]+), (\d+%) interval \[([-+\d.]+), ([-+\d.]+)\]; "
+        r"rule (\w+)",
+        detail,
+    )
+    if lead is not None:
+        metric, model, baseline, reference, gain, level, low, high, rule = lead.groups()
+        metric_name = METRIC_NAMES.get(metric, metric).split(" (")[0]
+        wanted = {"superior": "better than", "non_inferior": "at least level with"}.get(
+            rule, "level with"
+        )
+        return (
+            f"it is not shown to be {wanted} {baseline.replace('_', ' ')} on validation {metric_name} "
+            f"({float(model):.3f} vs {float(reference):.3f}; lead {float(gain):+.3f}, {level} interval "
+            f"[{float(low):+.3f}, {float(high):+.3f}])"
+        )
     numbers = re.match(r"(\w+) ([-\d.]+) must be ([<>]=) ([-\d.]+)", detail)
     if numbers is None:
         return f"the check '{name}' failed ({detail})" if detail else f"the check '{name}' failed"
