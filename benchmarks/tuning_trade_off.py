@@ -37,13 +37,15 @@ ARCHITECTURES = {
 
 
 def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repeats: int) -> None:
-    from deep_learning_workflow.inference import time_single_records
+    from deep_learning_workflow.inference import (
+        engine_for_rows,
+        single_records,
+        time_single_records,
+    )
     from deep_learning_workflow.models.fitting import train_model
     from deep_learning_workflow.parameters import parse
     from deep_learning_workflow.pipelines.tuning.objectives import (
         count_parameters,
-        serving_engine,
-        single_records,
     )
     from deep_learning_workflow.pipelines.tuning.schema import TuningParams
 
@@ -58,7 +60,9 @@ def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repea
             params["seed"],
             fit_on=frames["train_balanced"],
         )
-        engine = serving_engine(result.model, frames["val"], result.roles)
+        engine = engine_for_rows(
+            result.model, frames["val"], result.roles, label="Latency objective"
+        )
         records = single_records(frames["val"], result.roles)
         prepared[name] = (engine.forward, records, count_parameters(result.model), engine.name)
     measures: dict[str, list[float]] = {name: [] for name in ARCHITECTURES}

@@ -24,17 +24,20 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from deep_learning_workflow.columns import ColumnRoles
-from deep_learning_workflow.datasets.word_vectors import WordVectors
 
 from .builder import build_model_parts
 from .names import column_layer, input_columns, layer_name, split_layer_name
 from .preprocessing import fit_preprocessing
 from .schema import ModellingParams
+
+if TYPE_CHECKING:
+    # Only a type: the models package loads nothing itself, datasets do.
+    from deep_learning_workflow.datasets.word_vectors import WordVectors
 
 logger = logging.getLogger(__name__)
 

@@ -1,17 +1,15 @@
 """The figures of the trade-off table: size on disk, single-record latency, the primary validation metric.
 
-Latency is measured on the path the REST service takes for a request: the record is validated by the
-:class:`~deep_learning_workflow.service.validation.RecordValidator` of the bundle's schema and scored by a
-:class:`~deep_learning_workflow.service.scoring.ModelVersion` whose forward pass is chosen as the service chooses
-it (:func:`deep_learning_workflow.inference.compile_engine`: the NumPy fast path, checked against the Keras model;
-``tf.function`` otherwise). The Keras model's own eager call ``model(x)`` is timed beside it, both by
+Latency is measured on the forward pass the REST service scores a request with, chosen as the service chooses it
+(:func:`deep_learning_workflow.inference.engine_for_rows`: the NumPy fast path, checked against the Keras model;
+``tf.function`` otherwise), one validation record at a time, as tuning's latency objective measures it. The Keras
+model's own eager call ``model(x)`` is timed beside it, both by
 :func:`deep_learning_workflow.inference.time_single_records`.
 """
 
 from __future__ import annotations
 
 import gzip
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,85 +42,27 @@ def saved_and_loaded(model: Any) -> tuple[dict[str, int], Any]:
     return sizes, loaded
 
 
-def json_records(frame: pd.DataFrame, roles: ColumnRoles) -> list[dict[str, Any]]:
-    """Rows as a client posts them: numbers as floats, text as strings, a missing value as null."""
-    inputs = to_model_inputs(frame, roles)
-    numeric = set(roles.numeric or [])
-    records = []
-    for row in range(len(frame)):
-        record: dict[str, Any] = {}
-        for name, values in inputs.items():
-            value = values[row]
-            if name in numeric:
-                record[name] = None if math.isnan(value) else float(value)
-            else:
-                record[name] = value or None
-        records.append(record)
-    return records
-
-
-def serving_version(model: Any, train: pd.DataFrame, roles: ColumnRoles, classes: list[str]) -> Any:
-    """A :class:`ModelVersion` of ``model`` built as the service builds one from a serving bundle."""
-    from deep_learning_workflow.inference import compile_engine, probe_columns
-    from deep_learning_workflow.metrics import positive_index
-    from deep_learning_workflow.pipelines.serving.nodes import input_schema
-    from deep_learning_workflow.service.scoring import ModelVersion
-    from deep_learning_workflow.service.validation import RecordValidator
-
-    schema = input_schema(train, roles)
-    validator = RecordValidator(roles.features, schema, roles.key)
-    engine = compile_engine(
-        model, probe_columns({name: schema[name] for name in roles.features}), label="Pruned model"
-    )
-    binary = len(classes) == 2
-    return ModelVersion(
-        version="pruning",
-        classes=classes,
-        positive_class=classes[positive_index(classes, roles.positive_class)] if binary else None,
-        threshold=0.5 if binary else None,
-        validator=validator,
-        forward=engine.forward,
-        engine=engine.name,
-    )
-
-
 def single_record_latency(
-    model: Any,
-    train: pd.DataFrame,
-    val: pd.DataFrame,
-    roles: ColumnRoles,
-    classes: list[str],
-    records: int,
+    model: Any, val: pd.DataFrame, roles: ColumnRoles, records: int
 ) -> dict[str, Any]:
-    """Milliseconds to score one validation record, on the service's path and through ``model(x)``.
+    """Milliseconds to score one validation record, on the service's forward pass and through ``model(x)``.
 
     Returns:
-        ``engine`` (the service path's forward pass), ``records`` (how many were timed), ``latency_ms`` and
-        ``latency_p95_ms`` (validate + score, as a request), ``keras_latency_ms`` (the eager ``model(x)`` call on
-        one record already converted to tensors).
+        ``engine`` (the service's forward pass), ``records`` (how many were timed), ``latency_ms`` and
+        ``latency_p95_ms`` (that forward pass), ``keras_latency_ms`` (the eager ``model(x)`` call on one record
+        already converted to tensors).
     """
     import tensorflow as tf
 
-    from deep_learning_workflow.inference import time_single_records
-    from deep_learning_workflow.service.validation import InvalidRecords
-
-    version = serving_version(model, train, roles, classes)
-    sample = val.head(records)
-    valid = []
-    for record in json_records(sample, roles):
-        try:
-            version.validator.validate([record], batch=False)
-        except InvalidRecords:
-            # A record outside the schema's ranges is refused by the service before scoring.
-            continue
-        valid.append(record)
-    if not valid:
-        raise ValueError(
-            "No validation record passes the serving schema's checks, so no latency can be measured."
-        )
-    service = time_single_records(
-        lambda record: version.score(version.validator.validate([record], batch=False)), valid
+    from deep_learning_workflow.inference import (
+        engine_for_rows,
+        single_records,
+        time_single_records,
     )
+
+    sample = val.head(records)
+    engine = engine_for_rows(model, sample, roles, label="Pruned model", limit=records)
+    service = time_single_records(engine.forward, single_records(sample, roles, limit=records))
     inputs = to_model_inputs(sample, roles)
     tensors = [
         {name: tf.constant(values[row : row + 1].reshape(1, 1)) for name, values in inputs.items()}
@@ -130,8 +70,8 @@ def single_record_latency(
     ]
     keras_call = time_single_records(lambda feed: model(feed, training=False), tensors)
     return {
-        "engine": version.engine,
-        "records": len(valid),
+        "engine": engine.name,
+        "records": len(sample),
         "latency_ms": service.median_ms,
         "latency_p95_ms": service.p95_ms,
         "keras_latency_ms": keras_call.median_ms,
@@ -162,6 +102,6 @@ def describe_variant(
         "achieved_sparsity": zeros / weights if weights else 0.0,
         "nonzero_weights": weights - zeros,
         **sizes,
-        **single_record_latency(loaded, train, val, roles, classes, records),
+        **single_record_latency(loaded, val, roles, records),
         f"val_{metric}": validation_score(loaded, val, roles, classes, metric),
     }

@@ -24,7 +24,6 @@ import pandas as pd
 
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.metrics import GREATER_IS_BETTER
-from deep_learning_workflow.model_inputs import to_model_inputs
 
 from .schema import LatencyParams, TuningParams
 
@@ -33,8 +32,6 @@ logger = logging.getLogger(__name__)
 # The name each cost is recorded under in the study (Optuna's metric names, trials.csv's values_<name> column).
 COST_NAMES = {"parameters": "parameters", "latency": "latency_ms"}
 COST_LABELS = {"parameters": "parameters (weights)", "latency": "latency per record (ms)"}
-# Records of the validation split the latency is measured on (cycled through).
-LATENCY_RECORDS = 64
 
 
 def second_objective(tuning: TuningParams) -> str | None:
@@ -97,42 +94,22 @@ def count_parameters(model: Any) -> float:
     return float(model.count_params())
 
 
-def record_columns(frame: pd.DataFrame, roles: ColumnRoles) -> dict[str, list[Any]]:
-    """Columns as the service's validator hands them over: lists of floats (NaN missing) or of str ("" missing)."""
-    return {name: values.tolist() for name, values in to_model_inputs(frame, roles).items()}
-
-
-def single_records(frame: pd.DataFrame, roles: ColumnRoles) -> list[dict[str, list[Any]]]:
-    """The first ``LATENCY_RECORDS`` rows of ``frame``, each as the one-record columns a request becomes."""
-    columns = record_columns(frame.head(LATENCY_RECORDS), roles)
-    rows = len(next(iter(columns.values()), []))
-    return [{name: values[i : i + 1] for name, values in columns.items()} for i in range(rows)]
-
-
-def serving_engine(model: Any, frame: pd.DataFrame, roles: ColumnRoles) -> Any:
-    """The engine the service would choose for ``model`` (:func:`deep_learning_workflow.inference.compile_engine`),
-    probed with validation records' categories and ranges plus missing, unseen and out-of-range values."""
-    from deep_learning_workflow.inference import column_schema, compile_engine, probe_columns
-
-    columns = record_columns(frame.head(LATENCY_RECORDS), roles)
-    kinds = {name: "numeric" for name in roles.numeric or []}
-    kinds |= {name: "categorical" for name in roles.categorical or []}
-    schema = column_schema(columns, kinds | {name: "text" for name in roles.text})
-    return compile_engine(model, probe_columns(schema), label="Latency objective")
-
-
 def measure_latency(
     model: Any, frame: pd.DataFrame, roles: ColumnRoles, settings: LatencyParams
 ) -> float:
     """Milliseconds of one single-record call of the service's forward pass, on records of ``frame``."""
-    from deep_learning_workflow.inference import time_single_records
+    from deep_learning_workflow.inference import (
+        engine_for_rows,
+        single_records,
+        time_single_records,
+    )
 
     records = single_records(frame, roles)
     if not records:
         raise ValueError(
             "No validation record to measure the latency on; the split 'val' is empty."
         )
-    engine = serving_engine(model, frame, roles)
+    engine = engine_for_rows(model, frame, roles, label="Latency objective")
     latency = time_single_records(
         engine.forward, records, blocks=settings.repeats, calls=settings.calls
     )
