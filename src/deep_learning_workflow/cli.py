@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+# The packaged project (`python -m deep_learning_workflow`, the wheel's script) runs the `run` command of the project's
+# cli.py when there is one (kedro.framework.cli.utils.find_run_command): this project keeps Kedro's own.
+from kedro.framework.cli.project import run  # noqa: F401
+
 
 @click.group(name="Deep Learning Workflow")
 def cli() -> None:

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-import yaml
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from deep_learning_workflow.parameters import validate_parameters
 from deep_learning_workflow.pipelines.data_processing import create_pipeline
+from tests.config_files import read_base_yaml
 
 OUTPUTS = [
     "clean_table",
@@ -114,9 +114,7 @@ def test_catalog_entries_save_and_load_what_the_pipeline_makes(
     project_path, parameters, telco, tmp_path
 ):
     """Saves every output through the dataset types conf/base declares, with the file paths moved to tmp_path."""
-    entries = yaml.safe_load(
-        (project_path / "conf" / "base" / "catalog_data_processing.yml").read_text()
-    )
+    entries = read_base_yaml(project_path, "catalog_data_processing.yml")
     entries = {name: entry for name, entry in entries.items() if not name.startswith("_")}
     assert sorted(entries) == sorted(OUTPUTS)
     for name, entry in entries.items():

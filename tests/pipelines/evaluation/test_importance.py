@@ -16,7 +16,7 @@ from deep_learning_workflow.pipelines.evaluation.importance import (
 class TenureOnlyModel:
     """Scores from ``tenure`` alone, as a Keras model would be called."""
 
-    def predict(self, inputs, batch_size=None, verbose=0):
+    def __call__(self, inputs, training=False):
         churn = 1.0 / (1.0 + np.exp(np.asarray(inputs["tenure"], dtype="float64") / 10 - 2))
         return np.c_[1 - churn, churn]
 

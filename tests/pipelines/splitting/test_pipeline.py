@@ -6,7 +6,6 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
@@ -15,6 +14,7 @@ from deep_learning_workflow.parameters import validate_parameters
 from deep_learning_workflow.pipelines.data_processing import create_pipeline as data_processing
 from deep_learning_workflow.pipelines.data_processing.nodes import clean_acquired_table
 from deep_learning_workflow.pipelines.splitting import create_pipeline
+from tests.config_files import read_base_yaml
 
 OUTPUTS = ["train", "val", "test", "train_balanced", "split_report"]
 METHODS = ["none", "random_undersampling", "random_oversampling", "smote_nc"]
@@ -156,7 +156,7 @@ def test_the_pipelines_are_wired_as_the_contract_says():
 
 
 def test_catalog_entries_save_and_load_the_splits(project_path, clean_sample, parameters, tmp_path):
-    entries = yaml.safe_load((project_path / "conf" / "base" / "catalog_splitting.yml").read_text())
+    entries = read_base_yaml(project_path, "catalog_splitting.yml")
     entries = {
         name: entry
         for name, entry in entries.items()

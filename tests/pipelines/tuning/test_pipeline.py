@@ -30,6 +30,7 @@ from deep_learning_workflow.pipelines.tuning.pipeline import (
     TUNED_MODELLING_PARAMS,
     create_search_pipeline,
 )
+from tests.config_files import read_base_yaml
 
 from .helpers import MODELLING, PROBLEM, ROLES, splits, tuning_params
 
@@ -197,5 +198,5 @@ def test_configuration_builds_and_validates(project_path, env):
 
 
 def test_default_storage_is_the_embedded_sqlite_file(project_path):
-    credentials = yaml.safe_load((project_path / "conf/base/credentials.yml").read_text())
+    credentials = read_base_yaml(project_path, "credentials.yml")
     assert credentials["tuning_storage"]["con"] == "sqlite:///data/06_models/optuna/study.db"
