@@ -6,42 +6,20 @@ Which sources feed the acquired table is configuration: each entry of ``sources`
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import pandas as pd
 from pydantic import (
-    AfterValidator,
     Field,
     PositiveInt,
     model_validator,
 )
 
+from deep_learning_workflow.datasets.web_api import DtypeName
 from deep_learning_workflow.parameters import Parameters, register
 
 MIN_SALT_LENGTH = 16
 # Where the HMAC key of sensitive.hash lives: credentials entry "deidentification", key "salt".
 SALT_CREDENTIALS = "deidentification.salt"
-
-
-def _pandas_dtype(name: str) -> str:
-    try:
-        pd.api.types.pandas_dtype(name)
-    except TypeError as error:
-        raise ValueError(
-            f"'{name}' is not a pandas dtype (e.g. str, int64, float64, bool)"
-        ) from error
-    return name
-
-
-def _http_url(url: str) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
-    return url
-
-
-DtypeName = Annotated[str, AfterValidator(_pandas_dtype)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-QueryValue = str | int | float | bool
 
 
 class DatabaseSource(Parameters):
