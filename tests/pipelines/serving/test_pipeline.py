@@ -12,13 +12,14 @@ from kedro_datasets.json import JSONDataset
 
 from deep_learning_workflow.bundle import ServingBundleDataset, read_bundle
 from deep_learning_workflow.datasets.chunked import ChunkedParquetDataset
+from deep_learning_workflow.datasets.dask_cluster import DaskClusterDataset
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.parameters import validate_parameters
 from deep_learning_workflow.pipelines.serving import create_pipeline
 
 from .conftest import release_gate
 
-UPSTREAM = {"model", "train", "decision_threshold", "release_gate", "scoring_batch"}
+UPSTREAM = {"model", "train", "decision_threshold", "release_gate", "scoring_batch", "dask_cluster"}
 
 
 def _catalog(
@@ -34,6 +35,7 @@ def _catalog(
             ),
             "release_gate": MemoryDataset(gate),
             "scoring_batch": MemoryDataset(scoring_batch),
+            "dask_cluster": DaskClusterDataset(),
             "params:columns": MemoryDataset(columns),
             "params:serving": MemoryDataset(serving_params),
             "serving_bundle": ServingBundleDataset(path=str(tmp_path / "serving_bundle")),

@@ -26,6 +26,7 @@ from deep_learning_workflow.datasets.chunked import (
     iter_chunks,
     table_columns,
 )
+from deep_learning_workflow.datasets.dask_cluster import DaskCluster
 from deep_learning_workflow.model_inputs import to_model_inputs
 
 # The service's model engine; the one place this package names it.
@@ -100,7 +101,8 @@ def _keep_sample(
     return merged.nsmallest(size, SAMPLE_KEY) if len(merged) > size else merged
 
 
-def _needed_columns(serving_bundle: ServingBundle) -> list[str]:
+def needed_columns(serving_bundle: ServingBundle) -> list[str]:
+    """The key (if any) and the features: the columns read from the scoring batch."""
     key = serving_bundle.metadata["key"]
     return ([key] if key else []) + list(serving_bundle.features)
 
@@ -108,7 +110,7 @@ def _needed_columns(serving_bundle: ServingBundle) -> list[str]:
 def check_scoring_columns(table: pd.DataFrame | TableSource, serving_bundle: ServingBundle) -> None:
     """Stop before reading any rows when the table lacks a column the model needs."""
     present = set(table_columns(table))
-    missing = [column for column in _needed_columns(serving_bundle) if column not in present]
+    missing = [column for column in needed_columns(serving_bundle) if column not in present]
     if missing:
         raise ValueError(
             f"Dataset 'scoring_batch' lacks the columns {missing} that the model (version "
@@ -120,6 +122,7 @@ def score_scoring_batch(
     scoring_batch: pd.DataFrame | TableSource,
     serving_bundle: ServingBundle,
     serving: Mapping[str, Any],
+    dask_cluster: DaskCluster | None = None,
 ) -> tuple[StagedParquet, pd.DataFrame]:
     """Validate and score the scoring batch chunk by chunk into a staged Parquet file.
 
@@ -127,6 +130,7 @@ def score_scoring_batch(
         scoring_batch: a DataFrame, or a table read in chunks (``TableChunksDataset``).
         serving_bundle: the exported bundle.
         serving: ``params:serving``; ``scoring.chunk_rows`` rows are held at a time.
+        dask_cluster: where ``scoring.engine: dask`` runs (a LocalCluster when None).
 
     Returns:
         The staged predictions (published atomically by ``ChunkedParquetDataset``), and a seeded uniform sample of
@@ -141,7 +145,7 @@ def score_scoring_batch(
     if settings.engine == "dask":
         from .distributed import score_on_dask
 
-        return score_on_dask(scoring_batch, serving_bundle, serving)
+        return score_on_dask(scoring_batch, serving_bundle, settings, dask_cluster or DaskCluster())
     forward, chosen = compile_forward(serving_bundle)
     logger.info("Scoring in chunks of %d rows (engine: %s).", settings.chunk_rows, chosen)
     handle, staged = tempfile.mkstemp(prefix="predictions.partial-", suffix=".parquet")
@@ -151,7 +155,7 @@ def score_scoring_batch(
     sample = None
     try:
         for chunk in iter_chunks(
-            scoring_batch, settings.chunk_rows, _needed_columns(serving_bundle)
+            scoring_batch, settings.chunk_rows, needed_columns(serving_bundle)
         ):
             validated, predictions = score_chunk(chunk, serving_bundle, forward, writer.rows)
             keys = random.random(len(validated))
@@ -163,8 +167,9 @@ def score_scoring_batch(
     except BaseException:
         writer.abort()
         raise
-    return result, _sample_in_order(sample)
+    return result, sample_in_order(sample)
 
 
-def _sample_in_order(sample: pd.DataFrame) -> pd.DataFrame:
+def sample_in_order(sample: pd.DataFrame) -> pd.DataFrame:
+    """The drift sample in input order, without its random keys and positions."""
     return sample.sort_values(POSITION).drop(columns=[SAMPLE_KEY, POSITION]).reset_index(drop=True)

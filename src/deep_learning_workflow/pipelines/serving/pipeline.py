@@ -38,7 +38,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 score_scoring_batch,
-                inputs=["scoring_batch", "serving_bundle", "params:serving"],
+                inputs=["scoring_batch", "serving_bundle", "params:serving", "dask_cluster"],
                 outputs=["batch_predictions", "validated_scoring_batch"],
                 name="score_batch",
                 tags=["scoring"],
