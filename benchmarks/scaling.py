@@ -59,10 +59,12 @@ def write_telco_shaped(path: Path, rows: int) -> None:
     writer.close()
 
 
-def peak_rss_mb() -> float:
+def peak_rss_mb(who: str = "self") -> float:
+    """Peak RSS of this process, or of its largest finished child process (a Dask worker)."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    target = resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN
+    return resource.getrusage(target).ru_maxrss / 1024
 
 
 def score_once(table: Path, bundle_path: Path, output: Path, engine: str, chunk_rows: int) -> dict:
@@ -79,7 +81,13 @@ def score_once(table: Path, bundle_path: Path, output: Path, engine: str, chunk_
     )
     ChunkedParquetDataset(filepath=str(output)).save(staged)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rows": staged.rows, "sample": len(sample), "rss": peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "rows": staged.rows,
+        "sample": len(sample),
+        "rss": peak_rss_mb(),
+        "worker_rss": peak_rss_mb("children"),
+    }
 
 
 def check_predictions(table: Path, bundle_path: Path, output: Path) -> list[str]:
@@ -152,7 +160,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         bundle = arguments.bundle or demo_bundle(folder)
-        print(f"{'rows':>11} {'engine':>6} {'wall s':>8} {'rows/s':>10} {'peak RSS MB':>12}  load")
+        print(
+            f"{'rows':>11} {'engine':>6} {'wall s':>8} {'rows/s':>10} {'peak RSS MB':>12} "
+            f"{'worker MB':>10}  load"
+        )
         for rows in arguments.rows:
             table = folder / f"telco_{rows}.parquet"
             write_telco_shaped(table, rows)
@@ -171,7 +182,8 @@ def main() -> int:
                 result = json.loads(run.stdout.strip().splitlines()[-1])
                 print(
                     f"{rows:>11,} {engine:>6} {result['seconds']:>8.1f} "
-                    f"{result['rows'] / result['seconds']:>10,.0f} {result['rss']:>12,.0f}  "
+                    f"{result['rows'] / result['seconds']:>10,.0f} {result['rss']:>12,.0f} "
+                    f"{result.get('worker_rss', 0):>10,.0f}  "
                     f"{load_average()}",
                     flush=True,
                 )

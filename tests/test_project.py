@@ -88,7 +88,9 @@ def test_committed_configuration_and_docs_hold_only_placeholder_passwords(projec
 
 def test_embedded_default_credentials_hold_no_secret(project_path):
     credentials = yaml.safe_load((project_path / "conf/base/credentials.yml").read_text())
-    assert all(entry["con"].startswith("sqlite:///") for entry in credentials.values())
+    databases = {name: entry for name, entry in credentials.items() if name != "dask_scheduler"}
+    assert all(entry["con"].startswith("sqlite:///") for entry in databases.values())
+    assert credentials["dask_scheduler"] == {"address": None}  # a LocalCluster
     assert not _ignored(project_path, "conf/base/credentials.yml")
 
 

@@ -167,3 +167,38 @@ def test_a_worker_killed_mid_scoring_fails_the_run_and_publishes_nothing(
     assert "worker" in str(outcome["error"]) and "nothing was published" in str(outcome["error"])
     assert not final.exists()
     assert not [p for p in private_tempdir.iterdir() if p.name.startswith("predictions.partial-")]
+
+
+def test_the_scoring_run_on_dask_writes_predictions_and_the_drift_report(
+    tmp_path, bundle, new_records, serving_params
+):
+    """``kedro run --pipelines serving --tags scoring --params serving.scoring.engine=dask``, shrunk."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+    from kedro_datasets.json import JSONDataset
+
+    from deep_learning_workflow.bundle import ServingBundleDataset
+    from deep_learning_workflow.datasets.chunked import TableChunksDataset
+    from deep_learning_workflow.pipelines.serving import create_pipeline
+
+    ServingBundleDataset(path=str(tmp_path / "bundle")).save(bundle)
+    path = tmp_path / "records.parquet"
+    new_records.to_parquet(path, row_group_size=100)
+    catalog = DataCatalog(
+        {
+            "scoring_batch": TableChunksDataset(filepath=str(path)),
+            "dask_cluster": DaskClusterDataset(n_workers=2),
+            "serving_bundle": ServingBundleDataset(path=str(tmp_path / "bundle")),
+            "params:serving": MemoryDataset(_serving(serving_params, "dask")),
+            "batch_predictions": ChunkedParquetDataset(
+                filepath=str(tmp_path / "predictions.parquet")
+            ),
+            "drift_report": JSONDataset(filepath=str(tmp_path / "drift_report.json")),
+            "drift_scores_plot": MemoryDataset(),
+            "drift_distributions_plot": MemoryDataset(),
+        }
+    )
+    SequentialRunner().run(create_pipeline().only_nodes_with_tags("scoring"), catalog)
+    predictions = catalog.load("batch_predictions")
+    assert predictions["customer_id"].tolist() == new_records["customer_id"].tolist()
+    assert catalog.load("drift_report")["rows"] == len(new_records)

@@ -77,7 +77,8 @@ def _partitions(
             f"serving.scoring.engine: dask reads a Parquet file or folder, but 'scoring_batch' is "
             f"'{scoring_batch.path}'; convert it to Parquet or use engine: local."
         )
-    return dd.read_parquet(scoring_batch.path, columns=columns).to_delayed()
+    # One partition per row group: a task holds one row group, and a single large file still spreads over workers.
+    return dd.read_parquet(scoring_batch.path, columns=columns, split_row_groups=True).to_delayed()
 
 
 def score_on_dask(
