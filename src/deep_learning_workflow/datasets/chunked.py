@@ -56,12 +56,14 @@ class TableSource:
     def chunks(self, rows: int, columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
         """The table as DataFrames of at most ``rows`` rows, in file order; ``columns`` restricts the columns read."""
         if self.is_parquet:
-            dataset = pads.dataset(self.path, format="parquet")
-            for batch in dataset.to_batches(
-                columns=list(columns) if columns else None, batch_size=rows
-            ):
-                if batch.num_rows:
-                    yield batch.to_pandas()
+            # File by file, row group by row group: a dataset scanner would read many batches ahead.
+            for fragment in pads.dataset(self.path, format="parquet").files:
+                with pq.ParquetFile(fragment) as parquet:
+                    for batch in parquet.iter_batches(
+                        batch_size=rows, columns=list(columns) if columns else None
+                    ):
+                        if batch.num_rows:
+                            yield batch.to_pandas()
             return
         usecols = (lambda name: name in set(columns)) if columns else None
         with pd.read_csv(self.path, chunksize=rows, usecols=usecols, **self.load_args) as reader:
