@@ -183,7 +183,7 @@ def main() -> int:
                 print(
                     f"{rows:>11,} {engine:>6} {result['seconds']:>8.1f} "
                     f"{result['rows'] / result['seconds']:>10,.0f} {result['rss']:>12,.0f} "
-                    f"{result.get('worker_rss', 0):>10,.0f}  "
+                    f"{result['worker_rss'] if engine == 'dask' else float('nan'):>10,.0f}  "
                     f"{load_average()}",
                     flush=True,
                 )

@@ -13,6 +13,7 @@ A node that takes a scoring input accepts a DataFrame as well (an in-memory or `
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ class TableSource:
         """The table as DataFrames of at most ``rows`` rows, in file order; ``columns`` restricts the columns read."""
         if self.is_parquet:
             # File by file, row group by row group: a dataset scanner would read many batches ahead.
-            for fragment in pads.dataset(self.path, format="parquet").files:
+            for fragment in sorted(pads.dataset(self.path, format="parquet").files, key=_natural):
                 with pq.ParquetFile(fragment) as parquet:
                     for batch in parquet.iter_batches(
                         batch_size=rows, columns=list(columns) if columns else None
@@ -68,6 +69,11 @@ class TableSource:
         usecols = (lambda name: name in set(columns)) if columns else None
         with pd.read_csv(self.path, chunksize=rows, usecols=usecols, **self.load_args) as reader:
             yield from reader
+
+
+def _natural(path: str) -> list[Any]:
+    """Sort key of file names with numbers in numeric order (part-2 before part-10), as Dask orders them."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
 
 
 def iter_chunks(

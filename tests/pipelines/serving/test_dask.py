@@ -60,11 +60,11 @@ def _publish(staged, path) -> pd.DataFrame:
 
 
 def test_two_workers_give_the_in_process_scores(tmp_path, bundle, serving_params):
-    records = make_table(1500, seed=7, with_target=False)
+    records = make_table(1500, seed=7, with_target=False)  # 12 files of 125 rows
     folder = tmp_path / "records"
     folder.mkdir()
-    for part in range(3):  # a partitioned Parquet dataset: three files
-        records.iloc[part * 500 : (part + 1) * 500].to_parquet(folder / f"part-{part}.parquet")
+    for part in range(12):  # a partitioned Parquet dataset: part-2 comes before part-10
+        records.iloc[part * 125 : (part + 1) * 125].to_parquet(folder / f"part-{part}.parquet")
     source = TableSource(str(folder))
 
     local, local_sample = score_scoring_batch(source, bundle, _serving(serving_params, "local"))
