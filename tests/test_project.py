@@ -90,6 +90,7 @@ def test_embedded_default_credentials_hold_no_secret(project_path):
     credentials = yaml.safe_load((project_path / "conf/base/credentials.yml").read_text())
     # A salt is set locally, never committed.
     assert credentials.pop("deidentification") == {"salt": None}
+    assert credentials.pop("dask_scheduler") == {"address": None}  # a LocalCluster
     assert all(entry["con"].startswith("sqlite:///") for entry in credentials.values())
     assert not _ignored(project_path, "conf/base/credentials.yml")
 

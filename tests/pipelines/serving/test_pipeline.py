@@ -9,16 +9,17 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
-from kedro_datasets.pandas import ParquetDataset
 
 from deep_learning_workflow.bundle import ServingBundleDataset, read_bundle
+from deep_learning_workflow.datasets.chunked import ChunkedParquetDataset
+from deep_learning_workflow.datasets.dask_cluster import DaskClusterDataset
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.parameters import validate_parameters
 from deep_learning_workflow.pipelines.serving import create_pipeline
 
 from .conftest import release_gate
 
-UPSTREAM = {"model", "train", "decision_threshold", "release_gate", "scoring_batch"}
+UPSTREAM = {"model", "train", "decision_threshold", "release_gate", "scoring_batch", "dask_cluster"}
 
 
 def _catalog(
@@ -35,10 +36,13 @@ def _catalog(
             "release_gate": MemoryDataset(gate),
             "model_registration": MemoryDataset(None),
             "scoring_batch": MemoryDataset(scoring_batch),
+            "dask_cluster": DaskClusterDataset(),
             "params:columns": MemoryDataset(columns),
             "params:serving": MemoryDataset(serving_params),
             "serving_bundle": ServingBundleDataset(path=str(tmp_path / "serving_bundle")),
-            "batch_predictions": ParquetDataset(filepath=str(tmp_path / "predictions.parquet")),
+            "batch_predictions": ChunkedParquetDataset(
+                filepath=str(tmp_path / "predictions.parquet")
+            ),
             "drift_report": JSONDataset(filepath=str(tmp_path / "drift_report.json")),
             "drift_scores_plot": MemoryDataset(),
             "drift_distributions_plot": MemoryDataset(),

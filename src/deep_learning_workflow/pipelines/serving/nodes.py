@@ -31,6 +31,8 @@ from deep_learning_workflow.metrics import positive_index, predict_labels
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.parameters import Parameters, parse, register
 
+from .scoring_settings import ScoringSettings
+
 
 @register("serving")
 class ServingParams(Parameters):
@@ -45,6 +47,7 @@ class ServingParams(Parameters):
     )
     batch_size: PositiveInt = Field(1024, description="Rows per forward pass in batch scoring")
     drift: DriftSettings = DriftSettings()
+    scoring: ScoringSettings = ScoringSettings()
 
 
 def _params(serving: ServingParams | Mapping[str, Any]) -> ServingParams:
@@ -323,10 +326,30 @@ def score_batch(
         ValueError: when the model returns a probability that is not finite.
     """
     params = _params(serving)
-    classes = serving_bundle.classes
     probabilities = predict_probabilities(
         serving_bundle.model, validated_batch, serving_bundle.roles, batch_size=params.batch_size
     )
+    return predictions_frame(validated_batch, probabilities, serving_bundle)
+
+
+def predictions_frame(
+    validated_batch: pd.DataFrame,
+    probabilities: np.ndarray,
+    serving_bundle: ServingBundle,
+    first_row: int = 0,
+) -> pd.DataFrame:
+    """The rows of :func:`score_batch` from the model's class probabilities of validated records.
+
+    Args:
+        validated_batch: output of :func:`validate_scoring_batch`.
+        probabilities: (rows, classes) in the order of the bundle's classes.
+        serving_bundle: the exported bundle.
+        first_row: the position of the batch's first record in the whole input (the ``row`` of a keyless table).
+
+    Raises:
+        ValueError: when the probabilities have the wrong shape or are not finite.
+    """
+    classes = serving_bundle.classes
     if probabilities.shape != (len(validated_batch), len(classes)):
         raise ValueError(
             f"The model returned probabilities of shape {probabilities.shape} for {len(validated_batch)} rows and classes {classes}."
@@ -335,11 +358,14 @@ def score_batch(
     if broken.any():
         raise ValueError(
             f"The model returned non-finite probabilities for {int(broken.sum())} of {len(broken)} records "
-            f"(first at position {int(np.argmax(broken))}); the model (version {serving_bundle.model_version}) is broken."
+            f"(first at position {first_row + int(np.argmax(broken))}); the model (version "
+            f"{serving_bundle.model_version}) is broken."
         )
     key = serving_bundle.metadata["key"]
     predictions = pd.DataFrame(
-        {key: validated_batch[key].to_numpy()} if key else {"row": np.arange(len(validated_batch))}
+        {key: validated_batch[key].to_numpy()}
+        if key
+        else {"row": np.arange(first_row, first_row + len(validated_batch))}
     )
     for index, label in enumerate(classes):
         predictions[f"probability_{label}"] = probabilities[:, index]

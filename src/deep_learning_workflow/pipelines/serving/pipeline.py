@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from .batch_scoring import score_scoring_batch
 from .nodes import (
     export_serving_bundle,
     plot_drift_distributions,
     plot_drift_scores,
     report_drift,
-    score_batch,
-    validate_scoring_batch,
 )
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Export the bundle, validate and score ``scoring_batch``, and report its drift from the training data."""
+    """Export the bundle, validate and score ``scoring_batch`` in chunks, and report its drift from the training
+    data (on a seeded sample of bounded size)."""
     return pipeline(
         [
             node(
@@ -38,16 +38,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                 tags=["export"],
             ),
             node(
-                validate_scoring_batch,
-                inputs=["scoring_batch", "serving_bundle"],
-                outputs="validated_scoring_batch",
-                name="validate_scoring_batch",
-                tags=["scoring"],
-            ),
-            node(
-                score_batch,
-                inputs=["validated_scoring_batch", "serving_bundle", "params:serving"],
-                outputs="batch_predictions",
+                score_scoring_batch,
+                inputs=["scoring_batch", "serving_bundle", "params:serving", "dask_cluster"],
+                outputs=["batch_predictions", "validated_scoring_batch"],
                 name="score_batch",
                 tags=["scoring"],
             ),
