@@ -138,6 +138,62 @@ def test_layers_never_go_backward(catalog_config, registered_pipelines):
     assert not backward, "kedro-viz would find a loop among layers:\n" + "\n".join(backward)
 
 
+def _drawn_order(layer_order: list[str], pipeline, layers: dict[str, str]) -> list[str]:
+    """The layers a pipeline view draws, in kedro-viz's order.
+
+    kedro-viz lists every layer of the project in each view but draws only those of the view's own datasets; layers
+    the view's edges do not order come alphabetically, so a root dataset on ``raw`` beside one on ``model_input``
+    is drawn after it.
+    """
+    own = {layers[name] for name in pipeline.datasets() if name in layers}
+    return [layer for layer in layer_order if layer in own]
+
+
+@pytest.fixture(scope="module")
+def viz_layer_orders(project_path, registered_pipelines) -> dict[str, list[str]]:
+    """kedro-viz's own layer order for each registered pipeline, computed in process as ``kedro viz`` does."""
+    from kedro_viz.data_access import data_access_manager
+    from kedro_viz.server import load_and_populate_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load_and_populate_data(project_path)
+    return {
+        name: data_access_manager.get_sorted_layers_for_registered_pipeline(name)
+        for name in [*registered_pipelines, "__default__"]
+    }
+
+
+def test_every_pipeline_view_draws_its_layers_in_the_workflow_order(
+    catalog_config, registered_pipelines, viz_layer_orders
+):
+    from kedro.framework.project import pipelines
+
+    layers = {name: _layer(entry) for name, entry in catalog_config.items() if _layer(entry)}
+    drawn = {
+        name: _drawn_order(order, pipelines[name], layers)
+        for name, order in viz_layer_orders.items()
+    }
+    out_of_order = {
+        name: order for name, order in drawn.items() if order != sorted(order, key=RANK.__getitem__)
+    }
+    assert not out_of_order, f"views whose layers are not in the order {LAYERS}: {out_of_order}"
+    assert drawn["serving"] == ["model_input", "models", "model_output", "reporting"]
+    assert drawn["__default__"][0] == "raw" and drawn["__default__"][-1] == "reporting"
+
+
+def test_drawn_order_keeps_only_the_views_own_layers_in_kedro_viz_order():
+    from kedro.pipeline import Pipeline, node
+
+    def identity(value):
+        return value
+
+    pipeline = Pipeline([node(identity, "scores", "report", name="report_scores")])
+    layers = {"scores": "model_output", "report": "reporting", "raw_table": "raw"}
+    drawn = _drawn_order(["model_output", "raw", "reporting"], pipeline, layers)
+    assert drawn == ["model_output", "reporting"]
+
+
 def test_layers_edge_check_catches_a_backward_edge():
     from kedro.pipeline import Pipeline, node
 

@@ -92,6 +92,15 @@ def test_run_logs_curves_and_model_registers_champion_and_bundle_records_it(proj
     assert any(name.startswith("serving ") for name in runs)
     assert default.data.tags["runner"] == "SequentialRunner"
 
+    # The test scores' intervals are one tag each beside the point metric, not two charts of their own.
+    tested = json.loads((project_copy / "data/08_reporting/test_metrics.json").read_text())
+    pr_auc = tested["model"]["metrics"]["pr_auc"]
+    assert default.data.metrics["evaluation.test.pr_auc"] == pytest.approx(pr_auc["value"])
+    assert default.data.tags["test.pr_auc.interval"] == (
+        f"[{pr_auc['low']:.4f}, {pr_auc['high']:.4f}] {tested['bootstrap']['confidence']:.0%}"
+    )
+    assert not [name for name in default.data.metrics if name.endswith((".low", ".high"))]
+
     history = json.loads((project_copy / "data/08_reporting/training_history.json").read_text())
     logged = client.get_metric_history(default.info.run_id, "training.loss")
     assert [m.step for m in logged] == list(range(1, len(history["history"]["loss"]) + 1))

@@ -37,11 +37,11 @@ def globals_text(paths: Paths) -> str:
     )
 
 
-def _dataset(name: str, kind: str, filepath: str, comment: str) -> str:
+def _dataset(name: str, kind: str, filepath: str, comment: str, layer: str = "raw") -> str:
     comment = "\n".join(f"# {line}" for line in textwrap.wrap(comment, 115))
     return (
         f"{comment}\n{name}:\n  type: {ATOMIC}.{kind}\n  filepath: {filepath}\n"
-        "  metadata:\n    kedro-viz:\n      layer: raw\n"
+        f"  metadata:\n    kedro-viz:\n      layer: {layer}\n"
     )
 
 
@@ -73,12 +73,14 @@ def catalog_text(paths: Paths) -> str:
                 "ParquetDataset",
                 paths.scoring_batch,
                 f"New records the serving pipeline scores: {scoring}. Point it at your fresh records.",
+                layer="model_input",
             ),
             _dataset(
                 "release_scenarios",
                 "YAMLDataset",
                 paths.scenarios,
                 "Records the model must decide right before release: a STARTER from real rows, edit it.",
+                layer="model_input",
             ),
         ]
     )

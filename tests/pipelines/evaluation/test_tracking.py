@@ -7,12 +7,35 @@ import pytest
 from deep_learning_workflow.datasets.mlflow_tags import MlflowTagsDataset
 from deep_learning_workflow.datasets.optional_json import OptionalJSONDataset
 
+TEST_METRICS = {
+    "bootstrap": {"confidence": 0.95, "resamples": 200},
+    "data": {"fingerprint": "abc", "rows": 1057},
+    "model": {"metrics": {"pr_auc": {"value": 0.64, "low": 0.6012, "high": 0.67034}}},
+}
+
+
+def test_interval_bounds_are_one_tag_per_score_and_no_metrics():
+    from deep_learning_workflow.pipelines.evaluation.tracking import interval_tags, tracking_metrics
+
+    assert interval_tags(TEST_METRICS) == {"test.pr_auc.interval": "[0.6012, 0.6703] 95%"}
+    metrics = tracking_metrics(
+        {"scores": {"pr_auc": 0.66}, "at_threshold": {}},
+        {"logistic_regression": {"scores": {"pr_auc": 0.61}}},
+        {"threshold": 0.4},
+        {"passed": True, "failed_checks": []},
+        TEST_METRICS,
+    )
+    assert metrics["test.pr_auc"] == {"value": 0.64, "step": 0}
+    assert not [name for name in metrics if name.endswith((".low", ".high"))]
+
 
 @pytest.mark.slow
 def test_metrics_and_tags_are_logged_to_the_active_run(tmp_path):
     import mlflow
     from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
     from mlflow.tracking import MlflowClient
+
+    from deep_learning_workflow.pipelines.evaluation.tracking import interval_tags
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     was_set, previous = mlflow.is_tracking_uri_set(), mlflow.get_tracking_uri()
@@ -23,15 +46,19 @@ def test_metrics_and_tags_are_logged_to_the_active_run(tmp_path):
             MlflowMetricsHistoryDataset(prefix="evaluation").save(
                 {
                     "val.pr_auc": {"value": 0.66, "step": 0},
-                    "test.pr_auc.low": {"value": 0.6, "step": 0},
+                    "test.pr_auc": {"value": 0.64, "step": 0},
                 }
             )
-            MlflowTagsDataset().save({"data.test.fingerprint": "abc", "data.val.rows": 1056})
+            MlflowTagsDataset().save(
+                {"data.test.fingerprint": "abc", "data.val.rows": 1056}
+                | interval_tags(TEST_METRICS)
+            )
         logged = MlflowClient(tracking_uri=uri).get_run(run.info.run_id).data
     finally:
         mlflow.set_tracking_uri(previous if was_set else None)
-    assert logged.metrics == {"evaluation.val.pr_auc": 0.66, "evaluation.test.pr_auc.low": 0.6}
+    assert logged.metrics == {"evaluation.val.pr_auc": 0.66, "evaluation.test.pr_auc": 0.64}
     assert logged.tags["data.test.fingerprint"] == "abc" and logged.tags["data.val.rows"] == "1056"
+    assert logged.tags["test.pr_auc.interval"] == "[0.6012, 0.6703] 95%"
 
 
 def test_tags_without_an_active_run_are_not_logged_anywhere(tmp_path, monkeypatch):

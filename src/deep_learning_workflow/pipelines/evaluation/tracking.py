@@ -17,7 +17,10 @@ def tracking_metrics(
     release_gate: Mapping[str, Any],
     test_metrics: Mapping[str, Any],
 ) -> dict:
-    """Validation and test scores, the threshold and the gate's outcome as ``{name: {"value": v, "step": 0}}``."""
+    """Validation and test scores, the threshold and the gate's outcome as ``{name: {"value": v, "step": 0}}``.
+
+    The test scores' intervals are tags (:func:`interval_tags`): as metrics, each bound would be a chart of its own.
+    """
 
     def metric(value: float) -> dict:
         return {"value": float(value), "step": 0}
@@ -31,14 +34,6 @@ def tracking_metrics(
         f"test.{name}": metric(values["value"])
         for name, values in test_metrics["model"]["metrics"].items()
     }
-    metrics |= {
-        f"test.{name}.low": metric(values["low"])
-        for name, values in test_metrics["model"]["metrics"].items()
-    }
-    metrics |= {
-        f"test.{name}.high": metric(values["high"])
-        for name, values in test_metrics["model"]["metrics"].items()
-    }
     if decision_threshold.get("threshold") is not None:
         metrics["decision_threshold"] = metric(decision_threshold["threshold"])
     if validation_metrics["at_threshold"].get("expected_cost") is not None:
@@ -48,14 +43,28 @@ def tracking_metrics(
     return metrics
 
 
+def interval_tags(test_metrics: Mapping[str, Any]) -> dict[str, str]:
+    """The bootstrap interval of each test score as a tag, ``test.<metric>.interval``: ``"[low, high] 95%"``.
+
+    MLflow draws every metric as a chart over steps; an interval's bounds read as one pair beside the point
+    score, which stays a metric (``test.<metric>``). The full intervals are also in the ``test_metrics`` artifact.
+    """
+    confidence = test_metrics["bootstrap"]["confidence"]
+    return {
+        f"test.{name}.interval": f"[{values['low']:.4f}, {values['high']:.4f}] {confidence:.0%}"
+        for name, values in test_metrics["model"]["metrics"].items()
+    }
+
+
 def tracking_tags(
     validation_metrics: Mapping[str, Any],
     release_gate: Mapping[str, Any],
     test_metrics: Mapping[str, Any],
     model_metadata: Mapping[str, Any],
 ) -> dict:
-    """Tags naming the model (fingerprint, metadata) and the data (fingerprints and sizes of val and test)."""
-    tags = {
+    """Tags naming the model (fingerprint, metadata), the data (fingerprints and sizes of val and test) and the
+    test scores' intervals."""
+    tags = interval_tags(test_metrics) | {
         "model.fingerprint": release_gate["model_fingerprint"],
         "data.val.fingerprint": validation_metrics["data"]["fingerprint"],
         "data.val.rows": str(validation_metrics["data"]["rows"]),
