@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-import numpy as np
 import pandas as pd
+
+from deep_learning_workflow.columns import target_labels
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +99,6 @@ def check_split_sizes(  # noqa: PLR0913 - each argument is named in the message
 
 
 def label_counts(target: pd.Series) -> dict[str, int]:
-    """Rows per class of a raw target, its labels as cleaning makes them (text, stripped, 1.0 -> "1")."""
-    values = target.dropna()
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        whole = np.all(np.mod(values.to_numpy(dtype="float64"), 1) == 0)
-        values = values.astype("int64") if whole else values
-    labels = values.astype("str").str.strip()
+    """Rows per class of a raw target, its labels as cleaning makes them (``target_labels``, then stripped)."""
+    labels = target_labels(target).dropna().astype("str").str.strip()
     return {str(k): int(v) for k, v in labels[labels.str.len() > 0].value_counts().items()}
