@@ -236,3 +236,13 @@ def test_numbers_written_as_text_get_no_role_and_say_why():
     profile = infer_profile(frame, "target")
     assert profile.numeric == [] and "charges" in profile.ignored
     assert "numbers written as text with ['?']" in profile.ignored["charges"]
+
+
+def test_check_names_the_splits_a_small_table_leaves_short(project_copy):
+    _new_environment(project_copy, rows=120)
+    problems = [p for p in check_environment(project_copy, "tix") if "min_rows_per_class" in p]
+    assert problems and all("is 10, but class '" in p for p in problems)
+    assert any(" rows in val (of " in p for p in problems)
+    settings = project_copy / "conf" / "tix" / "parameters_splitting.yml"
+    settings.write_text(yaml.safe_dump({"splitting": {"on_small_table": "warn"}}))
+    assert not [p for p in check_environment(project_copy, "tix") if "min_rows_per_class" in p]

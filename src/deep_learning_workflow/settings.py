@@ -15,13 +15,14 @@ from deep_learning_workflow.hooks import (
     ValidateParametersHook,
 )
 from deep_learning_workflow.parallel_hooks import ShareMemoryDatasetsHook
+from deep_learning_workflow.pipelines.splitting.hooks import CheckSplitSizesHook
 from deep_learning_workflow.run_checks import CheckRawFilesHook
 from deep_learning_workflow.run_summary import RunSummaryHook
 from deep_learning_workflow.tracking_hooks import TrackingHook
 
 # Hooks of one stage are called last-registered first: missing raw files and an environment that leaves a
-# Telco-specific key unset stop the run first, then parameters are validated, then the outputs locked, then the
-# databases contacted, and only then is MLflow imported and its run started.
+# Telco-specific key unset stop the run first, then parameters are validated, then a table too small to split
+# stops the run, then the outputs are locked, then the databases contacted, and only then is MLflow imported and its run started.
 HOOKS = (
     MlflowRunHook(),
     RunRecordHook(),
@@ -29,6 +30,7 @@ HOOKS = (
     ShareMemoryDatasetsHook(),
     CheckConnectionsHook(),
     RunLockHook(),
+    CheckSplitSizesHook(),
     ValidateParametersHook(),
     TableSpecificKeysHook(),
     CheckRawFilesHook(),

@@ -155,13 +155,16 @@ def early_stopping(
 ) -> Any:
     """The early-stopping callback of ``params:modelling.early_stopping`` (best weights restored), or None when off.
 
-    ``val_labels`` (one-hot) resolve ``patience: auto`` (see :func:`early_stopping_patience`).
+    Epochs tied on the monitored metric (a saturated ROC-AUC of 1.0) are told apart by the validation loss
+    (:class:`.stopping.TieBreakingEarlyStopping`). ``val_labels`` (one-hot) resolve ``patience: auto`` (see
+    :func:`early_stopping_patience`).
     """
-    import keras
+    from .stopping import TieBreakingEarlyStopping
 
     if not params.early_stopping.enabled:
         return None
-    return keras.callbacks.EarlyStopping(
+    return TieBreakingEarlyStopping(
+        tie_breaker="val_loss",
         monitor=monitor,
         mode=mode,
         patience=early_stopping_patience(params, val_labels),
@@ -288,7 +291,8 @@ def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **
 
     The second phase recompiles the head with the same optimiser at ``learning_rate * fine_tune.learning_rate_factor``
     and runs ``fine_tune.epochs`` more epochs, numbered after the first phase's (``initial_epoch``), with the same
-    callbacks. With early stopping (``early``), the weights of the better phase on the monitored metric are kept.
+    callbacks. With early stopping (``early``), the weights of the better phase on the monitored metric (ties broken
+    by the validation loss) are kept.
     The frozen layers are trainable again in the returned model either way.
 
     Returns:
@@ -304,17 +308,18 @@ def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **
         return first
     done = len(losses)
     kept = head.get_weights()
-    best = (early.best, early.best_epoch) if early is not None else None
+    best = (early.best, early.best_tie_breaker, early.best_epoch) if early is not None else None
     _unfreeze(head, settings.freeze)
     _recompile(head, params.learning_rate * settings.fine_tune.learning_rate_factor)
     second = head.fit(
         *args, **{**kwargs, "epochs": done + settings.fine_tune.epochs, "initial_epoch": done}
     )
-    if best is not None and best[0] is not None and not _better(early, early.best, best[0]):
+    if best is not None and best[0] is not None:
         # EarlyStopping judges each fit on its own: the first epoch of the second phase is always its best so
         # far, even when it is worse than the first phase's best.
-        head.set_weights(kept)
-        early.best, early.best_epoch = best
+        if not early.better(early.best, early.best_tie_breaker, best[0], best[1]):
+            head.set_weights(kept)
+            early.best, early.best_tie_breaker, early.best_epoch = best
     merged = keras.callbacks.History()
     merged.history = {
         key: [*first.history.get(key, []), *second.history.get(key, [])]
@@ -322,12 +327,6 @@ def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **
     }
     merged.epoch = [*first.epoch, *second.epoch]
     return merged
-
-
-def _better(early: Any, value: Any, reference: Any) -> bool:
-    if value is None or not np.isfinite(value):
-        return False
-    return value > reference if early.mode == "max" else value < reference
 
 
 def _unfreeze(head: Any, names: list[str]) -> None:

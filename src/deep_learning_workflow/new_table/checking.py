@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,30 @@ def check_scenarios(scenarios: Any, roles: ColumnRoles) -> list[str]:
     return [f"release_scenarios name columns that are no features: {unknown}"] if unknown else []
 
 
+def check_split_sizes_of(
+    table: pd.DataFrame, roles: ColumnRoles, splitting: Mapping[str, Any]
+) -> list[str]:
+    """The splits that would hold fewer than ``params:splitting.min_rows_per_class`` rows of a class (with
+    ``on_small_table: stop``, the run would stop on them before its first node)."""
+    from deep_learning_workflow.pipelines.splitting.class_sizes import label_counts, short_splits
+    from deep_learning_workflow.pipelines.splitting.nodes import SplittingParameters, allocate_rows
+
+    try:
+        params = SplittingParameters.model_validate(dict(splitting))
+    except ValueError:
+        return []  # reported with the other parameters
+    if params.on_small_table != "stop" or roles.target not in table:
+        return []
+    counts = label_counts(table[roles.target])
+    return [
+        f"params:splitting.min_rows_per_class is {params.min_rows_per_class}, but class '{label}' would have "
+        f"{rows} rows in {split} (of {counts[label]} in {TABLE}); add rows, merge rare classes or lower it"
+        for label, split, rows in short_splits(
+            counts, partial(allocate_rows, params=params), params.min_rows_per_class
+        )
+    ]
+
+
 def check_environment(project: Path, env: str) -> list[str]:
     """Every problem of environment ``env`` against its table (empty: ready to run).
 
@@ -203,4 +228,5 @@ def check_environment(project: Path, env: str) -> list[str]:
             for rule in rules
             if rule.get("column") not in table
         )
+        problems.extend(check_split_sizes_of(table, roles, parameters.get("splitting") or {}))
     return problems

@@ -20,6 +20,7 @@ from deep_learning_workflow.models.builder import build_model_parts
 from deep_learning_workflow.models.fitting import train_model
 from deep_learning_workflow.models.preprocessing import fit_preprocessing
 from deep_learning_workflow.models.schema import ModellingParams
+from deep_learning_workflow.models.stopping import TieBreakingEarlyStopping
 from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.pipelines.modelling.nodes import check_transfer_sources
 
@@ -383,7 +384,7 @@ class _Null:
     ids=["fine-tuning-better", "head-phase-better"],
 )
 def test_the_better_phase_is_kept(second_phase, kept_weight, kept_epoch):
-    early = SimpleNamespace(mode="max", best=None, best_epoch=0)
+    early = TieBreakingEarlyStopping(monitor="val_pr_auc", mode="max")
     head = FakeHead([([0.60, 0.68], 1.0), (second_phase, 2.0)], early)
     settings = parse(
         ModellingParams,

@@ -53,7 +53,8 @@ def table(rows: int = 200, minority: float = 0.25, seed: int = 0) -> pd.DataFram
 
 
 def params(method: str = "none", **balancing) -> dict:
-    return {"balancing": {"method": method, **balancing}}
+    """Splitting parameters; one row per class and split is enough for the tiny tables of these tests."""
+    return {"balancing": {"method": method, **balancing}, "min_rows_per_class": 1}
 
 
 def split(

@@ -16,6 +16,7 @@ no missing values while real rows keep theirs.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,8 @@ from pydantic import Field, PositiveInt, model_validator
 
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
 from deep_learning_workflow.parameters import Parameters, parse, register
+
+from .class_sizes import check_split_sizes
 
 SOURCE = "clean_table"
 SPLITS = ("train", "val", "test")
@@ -65,6 +68,10 @@ class SplittingParameters(Parameters):
     val_size: float = Field(default=0.15, gt=0, lt=1)
     test_size: float = Field(default=0.15, gt=0, lt=1)
     balancing: Balancing = Balancing()
+    min_rows_per_class: PositiveInt = Field(
+        default=10, description="Fewest rows of each class every split must hold (see class_sizes)"
+    )
+    on_small_table: Literal["stop", "warn"] = "stop"
 
     @model_validator(mode="after")
     def _sizes_sum_to_one(self) -> SplittingParameters:
@@ -245,6 +252,11 @@ def split_clean_table(
     params = parse(SplittingParameters, splitting, "splitting")
     roles = resolve_roles(clean_table, parse(ColumnRoles, columns, "columns"), SOURCE)
     classes = _check_table(clean_table, roles, params)
+    allocate = partial(allocate_rows, params=params)
+    counts = _class_counts(clean_table[roles.target], classes)
+    check_split_sizes(
+        counts, allocate, params.min_rows_per_class, params.on_small_table, SOURCE, roles.target
+    )
 
     # Ordering by key first makes the split depend on which rows there are, not on the order they arrive in.
     order = np.arange(len(clean_table))
