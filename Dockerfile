@@ -45,7 +45,8 @@ ENV DLW_SERVICE_BUNDLE=/app/bundle \
     DLW_SERVICE_HOST=0.0.0.0 \
     DLW_SERVICE_PORT=8000 \
     DLW_SERVICE_LOG_URL=sqlite:////app/var/prediction_log.sqlite
-USER app
+# Numeric, so that a runtime can check the user is not root without reading the image's /etc/passwd.
+USER 10001:10001
 EXPOSE 8000
 # /readyz answers 200 only once the bundle is loaded and its manifest verified; loading TensorFlow takes a while.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \

@@ -19,7 +19,7 @@ from deep_learning_workflow.columns import ColumnRoles, target_classes
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
 
 from . import augmentation, transfer
-from .builder import build_model_parts
+from .builder import ModelParts, build_model_parts
 from .preprocessing import as_params, as_roles, check_roles_for_modelling, fit_preprocessing
 from .schema import ModellingParams
 from .scoring import epoch_metrics, model_probabilities, prepare
@@ -216,8 +216,6 @@ def train_model(
         TrainingDivergedError: when the loss becomes NaN (training stops at once; nothing is returned).
         ValueError: on invalid parameters, roles naming missing columns, or unknown target classes.
     """
-    import keras
-
     params = as_params(params)
     roles = check_roles_for_modelling(train, as_roles(roles), params, "train")
     fit_frame = train if fit_on is None else fit_on
@@ -229,46 +227,35 @@ def train_model(
             )
     classes = target_classes(train[roles.target])
     positive_index(classes, roles.positive_class)
-    monitor, mode = monitored_metric(params, primary_metric)
-    y_fit = encode_labels(
+    # A bad metric or label fails here, before the preprocessing is fitted and the model built.
+    monitored_metric(params, primary_metric)
+    encode_labels(
         fit_frame[roles.target], classes, "train_balanced" if fit_on is not None else "train"
     )
-    y_val = encode_labels(val[roles.target], classes, "val")
+    encode_labels(val[roles.target], classes, "val")
     preprocessing = fit_preprocessing(train, roles, params)
 
     set_seed(seed)
     with distribution_strategy(params.distribution).scope():
         parts = build_model_parts(preprocessing, roles, params, len(classes))
         transfer.warm_start(parts, roles, params, transfer_sources)
-        compile_model(parts.head, params)
 
-    early = early_stopping(params, monitor, mode, y_val)
-    stop_rules: list[Any] = [
-        keras.callbacks.TerminateOnNaN(),
-        *([early] if early is not None else []),
-    ]
-    sample_weight = balanced_sample_weights(y_fit) if params.class_weight == "balanced" else None
-    x_fit = prepare(parts.preprocessor, fit_frame, roles)
-    scores = epoch_metrics(
-        (x_fit, y_fit),
-        (prepare(parts.preprocessor, val, roles), y_val),
+    fitted = fit_head(
+        parts,
+        fit_frame,
+        val,
+        roles,
         classes,
-        roles.positive_class,
-        extra=[monitor[len("val_") :]],
-        seed=seed,
-    )
-    fitted = fit_in_phases(
-        parts.head,
         params,
-        early,
-        # Only the fitted rows are augmented (when params:modelling.augmentation is on), never val, never the model.
-        **augmentation.fit_data(x_fit, y_fit, sample_weight, preprocessing, roles, params, seed),
-        epochs=params.epochs,
-        callbacks=[scores, *stop_rules, *callbacks],
+        seed,
+        primary_metric=primary_metric,
+        fit_name="train_balanced" if fit_on is not None else "train",
+        callbacks=callbacks,
+        augment_with=preprocessing,
         verbose=verbose,
     )
+    history = fitted.history
     model = parts.model
-    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
     losses = np.asarray(history.get("loss", []), dtype="float64")
     if losses.size == 0 or not np.isfinite(losses).all() or not _weights_finite(model):
         epoch = int(np.argmin(np.isfinite(losses))) + 1 if losses.size else 1
@@ -277,13 +264,128 @@ def train_model(
             "no model is kept. Lower params:modelling.learning_rate "
             f"(now {params.learning_rate}), turn on batch_norm, or check the inputs for extreme values."
         )
+    return TrainingResult(
+        model,
+        history,
+        fitted.best_epoch,
+        classes,
+        roles,
+        preprocessing,
+        parts.preprocessor,
+        parts.head,
+    )
+
+
+class HeadFit(NamedTuple):
+    """What :func:`fit_head` did."""
+
+    history: dict[str, list[float]]
+    """Per-epoch ``loss``, ``val_loss`` and the metrics of :func:`~.scoring.epoch_metrics` (train and ``val_``)."""
+    best_epoch: int
+    """0-based epoch whose weights the head holds (the last one when early stopping is off)."""
+
+
+def fit_head(
+    parts: ModelParts,
+    fit_on: pd.DataFrame,
+    val: pd.DataFrame,
+    roles: ColumnRoles,
+    classes: Sequence[str],
+    params: ModellingParams,
+    seed: int,
+    *,
+    primary_metric: str = "pr_auc",
+    fit_name: str = "train",
+    learning_rate: float | None = None,
+    steps_per_execution: int | None = None,
+    epochs: int | None = None,
+    callbacks: Sequence[Any] = (),
+    augment_with: Mapping[str, Any] | None = None,
+    verbose: int = 0,
+) -> HeadFit:
+    """Compile the head of ``parts`` and fit it on the preprocessed ``fit_on`` rows; ``val`` drives early stopping.
+
+    The one fitting loop of the project: :func:`train_model` trains a new model with it and pruning fine-tunes a
+    pruned one. Labels are one-hot in the order of ``classes``, rows are weighted as ``params:modelling.class_weight``
+    says, the metrics of :func:`~.scoring.epoch_metrics` are logged each epoch, training stops on a NaN loss and,
+    with ``params:modelling.early_stopping`` on, the best epoch's weights are restored.
+
+    Args:
+        parts: the model built by :func:`~.builder.build_model_parts`; its head is compiled and fitted in place.
+        fit_on: the rows the weights are fitted on.
+        val: validation rows (early stopping and the ``val_`` logs only).
+        roles: resolved column roles.
+        classes: the class of each probability column.
+        params: ``params:modelling``.
+        seed: the model's seed (metric resampling and augmentation).
+        primary_metric: ``params:problem.primary_metric``, the metric early stopping watches by default.
+        fit_name: the dataset name of ``fit_on`` in error messages.
+        learning_rate: the optimiser's rate; ``params.learning_rate`` when None.
+        steps_per_execution: batches per compiled step; ``params.steps_per_execution`` when None.
+        epochs: at most this many epochs; ``params.epochs`` when None.
+        callbacks: extra Keras callbacks, run after the metrics, the NaN stop and early stopping.
+        augment_with: the fitted preprocessing state: when given, the fitted rows are augmented as
+            ``params:modelling.augmentation`` says and the frozen transfer layers are fine-tuned in a second phase
+            (:func:`fit_in_phases`); None fits once on the rows as they are.
+        verbose: Keras ``fit`` verbosity.
+    """
+    import keras
+
+    monitor, mode = monitored_metric(params, primary_metric)
+    compiled = params
+    if steps_per_execution is not None:
+        compiled = params.model_copy(update={"steps_per_execution": steps_per_execution})
+    with parts.head.distribute_strategy.scope():
+        compile_model(parts.head, compiled, learning_rate=learning_rate)
+    y_fit = encode_labels(fit_on[roles.target], classes, fit_name)
+    y_val = encode_labels(val[roles.target], classes, "val")
+    x_fit = prepare(parts.preprocessor, fit_on, roles)
+    scores = epoch_metrics(
+        (x_fit, y_fit),
+        (prepare(parts.preprocessor, val, roles), y_val),
+        list(classes),
+        roles.positive_class,
+        extra=[monitor[len("val_") :]],
+        seed=seed,
+    )
+    early = early_stopping(params, monitor, mode, y_val)
+    # The metrics first: early stopping reads them from the epoch's logs.
+    every = [
+        scores,
+        keras.callbacks.TerminateOnNaN(),
+        *([early] if early is not None else []),
+        *callbacks,
+    ]
+    sample_weight = balanced_sample_weights(y_fit) if params.class_weight == "balanced" else None
+    run = {
+        "epochs": params.epochs if epochs is None else epochs,
+        "callbacks": every,
+        "verbose": verbose,
+    }
+    if augment_with is None:
+        fitted = parts.head.fit(
+            x_fit,
+            y_fit,
+            sample_weight=sample_weight,
+            batch_size=params.batch_size,
+            shuffle=True,
+            **run,
+        )
+    else:
+        fitted = fit_in_phases(
+            parts.head,
+            params,
+            early,
+            # Only the fitted rows are augmented (params:modelling.augmentation), never val, never the model.
+            **augmentation.fit_data(x_fit, y_fit, sample_weight, augment_with, roles, params, seed),
+            **run,
+        )
+    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
     if early is not None and early.best_epoch is not None and monitor in history:
         best_epoch = int(early.best_epoch)
     else:
-        best_epoch = len(losses) - 1
-    return TrainingResult(
-        model, history, best_epoch, classes, roles, preprocessing, parts.preprocessor, parts.head
-    )
+        best_epoch = len(history.get("loss", [])) - 1
+    return HeadFit(history, best_epoch)
 
 
 def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **kwargs: Any) -> Any:

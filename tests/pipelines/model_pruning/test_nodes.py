@@ -12,6 +12,7 @@ from deep_learning_workflow.pipelines.model_pruning.nodes import (
     prune_model,
     tabulate_pruning_tradeoff,
 )
+from deep_learning_workflow.pipelines.model_pruning.pruning import magnitude_mask
 
 from .conftest import PROBLEM, PRUNING
 
@@ -31,7 +32,9 @@ def pruned(trained, splits):
     )
 
 
-def test_prune_model_reports_exact_sparsity_per_layer(pruned):
+def test_prune_model_reports_exact_sparsity_per_layer(trained, pruned):
+    import keras
+
     model, report = pruned
     assert report["target_sparsity"] == 0.5 and report["primary_metric"] == "pr_auc"
     assert [row["layer"] for row in report["layers"]] == ["hidden_1", "hidden_2", "probabilities"]
@@ -40,7 +43,14 @@ def test_prune_model_reports_exact_sparsity_per_layer(pruned):
     assert set(report["validation"]) == {"trained", "pruned", "fine_tuned"}
     assert all(0.0 <= value <= 1.0 for value in report["validation"].values())
     assert 1 <= report["fine_tuning"]["epochs_run"] <= PRUNING["epochs"]
-    assert model.get_layer("hidden_1") is not None
+    # The zeros sit where the trained kernels had their smallest magnitudes, and stayed zero through fine-tuning.
+    for row in report["layers"]:
+        before = keras.ops.convert_to_numpy(trained[0].get_layer(row["layer"]).kernel)
+        after = keras.ops.convert_to_numpy(model.get_layer(row["layer"]).kernel)
+        assert after.shape == before.shape and after.size == row["weights"]
+        np.testing.assert_array_equal(after == 0, ~magnitude_mask(before, 0.5))
+        kept = magnitude_mask(before, 0.5)
+        assert not np.allclose(after[kept], before[kept])  # the kept weights were fine-tuned
 
 
 def test_tradeoff_table_has_a_row_per_sparsity_with_the_four_figures(trained, splits, pruned):

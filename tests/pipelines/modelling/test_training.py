@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from deep_learning_workflow.columns import ColumnRoles
+from deep_learning_workflow.metrics import score
 from deep_learning_workflow.model_inputs import predict_probabilities, to_model_inputs
 from deep_learning_workflow.models.builder import build_model, build_model_parts
 from deep_learning_workflow.models.fitting import (
@@ -97,12 +98,26 @@ def test_the_model_follows_the_contract(train):
     assert model.output.shape[-1] == 2
 
 
-def test_training_records_history_and_restores_the_best_epoch(trained, val):
+def test_training_records_history_and_restores_the_best_epoch(train, val, columns):
+    # Large steps on few rows: validation PR-AUC peaks before the last epoch, so the restored weights are not the
+    # weights training ended with.
+    params = modelling_params(
+        units=128,
+        dropout=0.0,
+        learning_rate=0.05,
+        epochs=12,
+        early_stopping={"patience": 12},
+    )
+    trained = train_model(train.head(150), val, columns, params, seed=3)
     history = trained.history
     assert {"loss", "val_loss", "pr_auc", "val_pr_auc", "roc_auc", "val_roc_auc"} <= set(history)
-    assert 0 <= trained.best_epoch < len(history["loss"])
+    assert len(history["loss"]) == 12
     assert trained.best_epoch == int(np.argmax(history["val_pr_auc"]))
+    assert trained.best_epoch < 11, "this setting should overfit before its last epoch"
     probabilities = predict_probabilities(trained.model, val, trained.roles)
+    returned = score("pr_auc", val["churn"].astype(str), probabilities, trained.classes, "Yes")
+    assert returned == pytest.approx(history["val_pr_auc"][trained.best_epoch], abs=1e-6)
+    assert returned != pytest.approx(history["val_pr_auc"][-1], abs=1e-6)
     assert probabilities.shape == (len(val), 2)
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert trained.classes == ["No", "Yes"]

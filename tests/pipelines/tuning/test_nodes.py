@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -12,6 +14,7 @@ from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.pipelines.tuning.nodes import (
     merge_best_params,
     run_study,
+    seed_summary,
     select_best_params,
 )
 from deep_learning_workflow.pipelines.tuning.schema import PrunerParams, SamplerParams, TuningParams
@@ -32,39 +35,54 @@ def frames():
     return splits()
 
 
-def _candidate(trial, mean, sd):
+def _candidate(trial, values, greater=True):
+    """A candidate record as the retraining makes it, from the seeds' raw validation values."""
+    mean, sd, score = seed_summary(values, greater)
     return {
         "trial": trial,
         "params": {"units": 32 * (trial + 1), "optimizer": "adam"},
-        "search_value": mean + 0.01,
+        "search_value": max(values),
         "seeds": [42, 43, 44],
-        "values": [mean - sd, mean, mean + sd],
+        "values": values,
         "mean": mean,
         "sd": sd,
-        "score": mean - sd,
+        "score": score,
     }
 
 
+# Per trial, the validation PR-AUC of its three seeds: trial 1 has the best mean and the best single seed but
+# scatters; trial 0 is steady; trial 2 is steady and worse.
+RAW_VALUES = {0: [0.636, 0.640, 0.644], 1: [0.610, 0.650, 0.690], 2: [0.600, 0.601, 0.602]}
+
+
 def test_candidates_are_ranked_by_mean_minus_sd():
-    steady, lucky = _candidate(0, 0.64, 0.002), _candidate(1, 0.65, 0.02)
-    best = select_best_params([lucky, steady], PROBLEM, tuning_params())
-    assert best["trial"] == 0 and best["params"] == steady["params"]
+    candidates = [_candidate(trial, values) for trial, values in RAW_VALUES.items()]
+    best = select_best_params(candidates[::-1], PROBLEM, tuning_params())
+    pessimistic = {t: statistics.mean(v) - statistics.stdev(v) for t, v in RAW_VALUES.items()}
+    assert max(RAW_VALUES, key=lambda t: statistics.mean(RAW_VALUES[t])) == 1
+    assert best["trial"] == max(pessimistic, key=pessimistic.get) == 0
+    assert best["params"] == candidates[0]["params"]
     assert best["metric"] == "pr_auc" and best["direction"] == "maximize"
-    assert best["validation"]["score"] == pytest.approx(0.638)
-    assert [c["trial"] for c in best["candidates"]] == [1, 0]
+    assert best["validation"]["score"] == pytest.approx(pessimistic[0])
+    assert [c["trial"] for c in best["candidates"]] == [2, 1, 0]
+    for record in best["candidates"]:
+        assert record["score"] == pytest.approx(pessimistic[record["trial"]])
 
 
 def test_for_a_loss_the_ranking_is_mean_plus_sd():
-    low = {**_candidate(0, 0.40, 0.05), "score": 0.45}
-    steady = {**_candidate(1, 0.42, 0.001), "score": 0.421}
+    losses = {0: [0.35, 0.40, 0.45], 1: [0.419, 0.420, 0.421]}
+    candidates = [_candidate(trial, values, greater=False) for trial, values in losses.items()]
     best = select_best_params(
-        [low, steady], {**PROBLEM, "primary_metric": "log_loss"}, tuning_params()
+        candidates, {**PROBLEM, "primary_metric": "log_loss"}, tuning_params()
     )
-    assert best["trial"] == 1 and best["direction"] == "minimize"
+    pessimistic = {t: statistics.mean(v) + statistics.stdev(v) for t, v in losses.items()}
+    assert statistics.mean(losses[0]) < statistics.mean(losses[1])
+    assert best["trial"] == min(pessimistic, key=pessimistic.get) == 1
+    assert best["direction"] == "minimize"
 
 
 def test_no_finite_candidate_is_an_error():
-    diverged = {**_candidate(0, 0.5, 0.1), "score": None}
+    diverged = {**_candidate(0, [0.4, 0.5, 0.6]), "score": None}
     with pytest.raises(ValueError, match="every retraining diverged"):
         select_best_params([diverged], PROBLEM, tuning_params())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline, node
 
 from .nodes import (
     clean_acquired_table,
@@ -19,43 +19,43 @@ def create_pipeline(**kwargs) -> Pipeline:
     """Clean the acquired table row by row, then describe the clean table."""
     return Pipeline(
         [
-            Node(
+            node(
                 clean_acquired_table,
                 inputs=["acquired_table", "params:columns", "params:data_processing"],
                 outputs=["clean_table", "cleaning_report"],
                 name="clean_acquired_table",
             ),
-            Node(
+            node(
                 summarise_clean_table,
                 inputs=["clean_table", "params:columns"],
                 outputs="eda_summary",
                 name="summarise_clean_table",
             ),
-            Node(
+            node(
                 plot_class_balance,
                 inputs=["clean_table", "params:columns"],
                 outputs="eda_class_balance",
                 name="plot_class_balance",
             ),
-            Node(
+            node(
                 plot_missing_values,
                 inputs="clean_table",
                 outputs="eda_missing_values",
                 name="plot_missing_values",
             ),
-            Node(
+            node(
                 plot_numeric_distributions,
                 inputs=["clean_table", "params:columns", "params:data_processing"],
                 outputs="eda_numeric_distributions",
                 name="plot_numeric_distributions",
             ),
-            Node(
+            node(
                 plot_categorical_frequencies,
                 inputs=["clean_table", "params:columns", "params:data_processing"],
                 outputs="eda_categorical_frequencies",
                 name="plot_categorical_frequencies",
             ),
-            Node(
+            node(
                 plot_correlations,
                 inputs=["clean_table", "params:columns"],
                 outputs="eda_correlations",

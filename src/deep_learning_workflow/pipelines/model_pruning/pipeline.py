@@ -7,7 +7,7 @@ release gate), as the tuned model does under ``tuned``; it never reads the test 
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline, pipeline
+from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import plot_pruning_tradeoff, prune_model, tabulate_pruning_tradeoff
 
@@ -29,21 +29,21 @@ def create_pruning_pipeline() -> Pipeline:
     settings = ["params:pruning", "params:problem", "params:seed"]
     return Pipeline(
         [
-            Node(
+            node(
                 prune_model,
                 inputs=["model", *data, *settings],
                 outputs=[PRUNED_MODEL, REPORT],
                 name="prune_model",
                 namespace=NAMESPACE,
             ),
-            Node(
+            node(
                 tabulate_pruning_tradeoff,
                 inputs=["model", PRUNED_MODEL, REPORT, *data, *settings],
                 outputs=[TRADEOFF, TRADEOFF_TABLE],
                 name="tabulate_pruning_tradeoff",
                 namespace=NAMESPACE,
             ),
-            Node(
+            node(
                 plot_pruning_tradeoff,
                 inputs=TRADEOFF,
                 outputs=TRADEOFF_PLOT,

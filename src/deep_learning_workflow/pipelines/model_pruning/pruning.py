@@ -21,16 +21,11 @@ from deep_learning_workflow.columns import ColumnRoles, target_classes
 from deep_learning_workflow.models.builder import ModelParts, build_model_parts
 from deep_learning_workflow.models.fitting import (
     TrainingDivergedError,
-    balanced_sample_weights,
-    compile_model,
-    early_stopping,
-    encode_labels,
-    monitored_metric,
+    fit_head,
     set_seed,
 )
 from deep_learning_workflow.models.preprocessing import as_params, fit_preprocessing
 from deep_learning_workflow.models.schema import ModellingParams
-from deep_learning_workflow.models.scoring import epoch_metrics, prepare
 
 from .schema import PruningParams
 
@@ -231,10 +226,11 @@ def fine_tune(
 ) -> dict[str, Any]:
     """Fine-tune the pruned model's head with the pruned weights held at zero.
 
-    The head is fitted on the preprocessed ``fit_on`` rows as in ``train_model`` (same loss, metrics, optimiser
-    kind, batch size and class weights), at ``pruning.learning_rate`` for at most ``pruning.epochs`` epochs,
-    early-stopped on ``val`` as ``params:modelling.early_stopping`` says (best epoch's weights restored). One step
-    runs per execution, so the masks are re-applied after every batch.
+    The head is fitted on the preprocessed ``fit_on`` rows by :func:`~deep_learning_workflow.models.fitting.fit_head`,
+    the loop ``train_model`` uses (same loss, metrics, optimiser kind, batch size and class weights; no
+    augmentation), at ``pruning.learning_rate`` for at most ``pruning.epochs`` epochs, early-stopped on ``val`` as
+    ``params:modelling.early_stopping`` says (best epoch's weights restored). One step runs per execution, so the
+    masks are re-applied after every batch.
 
     Returns:
         ``epochs_run``, ``best_epoch`` (1-based) and the per-epoch ``history``.
@@ -246,46 +242,26 @@ def fine_tune(
 
     parts, roles, params, classes = rebuilt
     layers, masks = pruned
-    monitor, mode = monitored_metric(params, primary_metric)
     set_seed(seed)
-    compile_model(
-        parts.head,
-        params.model_copy(update={"steps_per_execution": 1}),
-        learning_rate=pruning.learning_rate,
-    )
-    y_fit = encode_labels(fit_on[roles.target], classes, "train_balanced")
-    y_val = encode_labels(val[roles.target], classes, "val")
-    x_fit = prepare(parts.preprocessor, fit_on, roles)
-    scores = epoch_metrics(
-        (x_fit, y_fit),
-        (prepare(parts.preprocessor, val, roles), y_val),
+    fitted = fit_head(
+        parts,
+        fit_on,
+        val,
+        roles,
         classes,
-        roles.positive_class,
-        extra=[monitor[len("val_") :]],
-        seed=seed,
-    )
-    # The metrics first: early stopping reads them from the epoch's logs.
-    callbacks: list[Any] = [
-        scores,
-        keras.callbacks.TerminateOnNaN(),
-        keep_pruned_callback(layers, masks),
-    ]
-    early = early_stopping(params, monitor, mode, y_val)
-    if early is not None:
-        callbacks.append(early)
-    fitted = parts.head.fit(
-        x_fit,
-        y_fit,
-        sample_weight=balanced_sample_weights(y_fit) if params.class_weight == "balanced" else None,
+        params,
+        seed,
+        primary_metric=primary_metric,
+        fit_name="train_balanced",
+        learning_rate=pruning.learning_rate,
+        # One batch per step, so that the masks are re-applied after every batch.
+        steps_per_execution=1,
         epochs=pruning.epochs,
-        batch_size=params.batch_size,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=0,
+        callbacks=[keep_pruned_callback(layers, masks)],
     )
     # Restoring the best epoch's weights happens after the last batch: hold the masks once more.
     apply_masks(layers, masks)
-    history = {key: [float(v) for v in values] for key, values in fitted.history.items()}
+    history = fitted.history
     losses = np.asarray(history.get("loss", []), dtype="float64")
     weights_finite = all(
         np.isfinite(keras.ops.convert_to_numpy(layer.kernel)).all() for layer in layers
@@ -295,9 +271,8 @@ def fine_tune(
             "Fine-tuning the pruned model diverged; lower params:pruning.learning_rate "
             f"(now {pruning.learning_rate})."
         )
-    best = early.best_epoch if early is not None and early.best_epoch is not None else None
     return {
         "epochs_run": int(losses.size),
-        "best_epoch": int(best) + 1 if best is not None else int(losses.size),
+        "best_epoch": fitted.best_epoch + 1,
         "history": history,
     }

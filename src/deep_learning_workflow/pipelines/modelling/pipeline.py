@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline, node
 
 from .nodes import (
     check_modelling_inputs,
@@ -21,25 +21,25 @@ def create_pipeline(**kwargs) -> Pipeline:
     diagnose the model."""
     return Pipeline(
         [
-            Node(
+            node(
                 check_modelling_inputs,
                 inputs=["train", "train_balanced", "val", "params:columns", "params:modelling"],
                 outputs="modelling_roles",
                 name="check_modelling_inputs",
             ),
-            Node(
+            node(
                 fit_baseline_models,
                 inputs=["train_balanced", "modelling_roles", "params:modelling", "params:seed"],
                 outputs="baseline_models",
                 name="fit_baseline_models",
             ),
-            Node(
+            node(
                 check_overfit_one_batch,
                 inputs=["train", "modelling_roles", "params:modelling", "params:seed"],
                 outputs="sanity_check_report",
                 name="check_overfit_one_batch",
             ),
-            Node(
+            node(
                 check_transfer_sources,
                 inputs=[
                     "train",
@@ -51,7 +51,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["transfer_sources", "transfer_report"],
                 name="check_transfer_sources",
             ),
-            Node(
+            node(
                 train_seed_models,
                 inputs=[
                     "train",
@@ -67,7 +67,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=["model", "training_history", "seed_report"],
                 name="train_seed_models",
             ),
-            Node(
+            node(
                 describe_model,
                 inputs=[
                     "train",
@@ -79,13 +79,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="model_metadata",
                 name="describe_model",
             ),
-            Node(
+            node(
                 plot_training_history,
                 inputs="training_history",
                 outputs="training_history_plot",
                 name="plot_training_history",
             ),
-            Node(
+            node(
                 diagnose_training,
                 inputs=["training_history", "params:modelling"],
                 outputs="training_diagnosis",

@@ -8,7 +8,7 @@ evaluation pipeline's test node under the ``tuned`` namespace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -209,13 +209,12 @@ def retrain_top_trials(  # noqa: PLR0913
         values = [
             _retrain_score(frames, columns, params, s, metric, after, probabilities) for s in seeds
         ]
-        mean = float(np.mean(values))
-        sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        mean, sd, pessimistic = seed_summary(values, greater)
         averaged = _averages_seeds(params) and len(seeds) > 1
         ensemble = _ensemble_value(probabilities, frames, columns, metric, len(seeds))
         # What the modelling pipeline saves is judged: the mean of the seeds' probabilities when it averages
         # them, else (one seed kept) the pessimistic mean - sd over seeds.
-        score = ensemble if averaged else (mean - sd if greater else mean + sd)
+        score = ensemble if averaged else pessimistic
         candidates.append(
             {
                 "trial": trial.number,
@@ -236,6 +235,14 @@ def retrain_top_trials(  # noqa: PLR0913
     if not candidates:
         raise ValueError("The study has no completed trial to retrain; run the study first.")
     return candidates
+
+
+def seed_summary(values: Sequence[float], greater: bool) -> tuple[float, float, float]:
+    """The mean and sample standard deviation of one configuration's scores over seeds, and its pessimistic
+    score: mean - sd for a metric where greater is better, mean + sd otherwise (sd 0 for one seed)."""
+    mean = float(np.mean(values))
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return mean, sd, (mean - sd if greater else mean + sd)
 
 
 def _retrain_score(  # noqa: PLR0913

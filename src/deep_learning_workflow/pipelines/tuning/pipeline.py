@@ -8,7 +8,7 @@ new trial).
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline, pipeline
+from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
     merge_best_params,
@@ -41,62 +41,62 @@ def create_search_pipeline() -> Pipeline:
     ]
     return Pipeline(
         [
-            Node(
+            node(
                 run_study,
                 inputs=["tuning_storage", *data, "params:tuning", "params:seed"],
                 outputs="tuning_study",
                 name="run_study",
                 tags="tuning_study",
             ),
-            Node(
+            node(
                 summarise_trials,
                 inputs="tuning_study",
                 outputs="tuning_trials",
                 name="summarise_trials",
             ),
-            Node(
+            node(
                 plot_optimisation_history,
                 inputs="tuning_study",
                 outputs="tuning_optimisation_history_plot",
                 name="plot_optimisation_history",
             ),
-            Node(
+            node(
                 plot_parameter_importances,
                 inputs=["tuning_study", "params:seed"],
                 outputs="tuning_parameter_importances_plot",
                 name="plot_parameter_importances",
             ),
-            Node(
+            node(
                 plot_parallel_coordinates,
                 inputs="tuning_study",
                 outputs="tuning_parallel_coordinates_plot",
                 name="plot_parallel_coordinates",
             ),
-            Node(
+            node(
                 plot_intermediate_values,
                 inputs="tuning_study",
                 outputs="tuning_intermediate_values_plot",
                 name="plot_intermediate_values",
             ),
-            Node(
+            node(
                 retrain_top_trials,
                 inputs=["tuning_study", *data, "params:tuning", "params:seed"],
                 outputs="tuning_candidates",
                 name="retrain_top_trials",
             ),
-            Node(
+            node(
                 select_best_params,
                 inputs=["tuning_candidates", "params:problem", "params:tuning"],
                 outputs="best_params",
                 name="select_best_params",
             ),
-            Node(
+            node(
                 plot_pareto_front,
                 inputs=["tuning_study", "best_params", "params:tuning"],
                 outputs="tuning_pareto_front_plot",
                 name="plot_pareto_front",
             ),
-            Node(
+            node(
                 merge_best_params,
                 inputs=["best_params", "params:modelling"],
                 outputs=TUNED_MODELLING_PARAMS,
@@ -181,7 +181,7 @@ def _record_selection(tuned_modelling: Pipeline) -> Pipeline:
         n._copy(outputs=untagged) if n.outputs == [metadata] else n for n in tuned_modelling.nodes
     ]
     nodes.append(
-        Node(
+        node(
             record_tuning_selection,
             inputs=[untagged, "best_params"],
             outputs=metadata,
