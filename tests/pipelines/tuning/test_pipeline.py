@@ -60,7 +60,11 @@ def test_search_pipeline_finds_judges_and_records_the_best_parameters(tmp_path):
     assert list(trials["number"]) == [0, 1] and set(trials["state"]) == {"COMPLETE"}
     best = catalog.load("best_params")
     assert best["study_name"] == "search" and best["metric"] == "pr_auc"
-    assert set(best["params"]) == set(tuning["search_space"]) and best["trial"] in (0, 1)
+    # A family's own keys (plr.*, tabm.*) are drawn only by the trials that choose that family.
+    space = set(tuning["search_space"])
+    assert set(best["params"]) <= space
+    assert {key for key in space if not key.startswith(("plr.", "tabm."))} <= set(best["params"])
+    assert best["trial"] in (0, 1)
     judged = best["validation"]
     assert judged["seeds"] == [42, 43] and len(judged["values"]) == 2
     # The modelling parameters average the seeds: a candidate is judged as the mean of its seeds' probabilities.

@@ -215,7 +215,10 @@ def test_kedro_run_tuning_in_the_test_environment(project_path, tmp_path):
     best = json.loads(best_file.read_text())
     assert best["study_name"] == "deep_learning_workflow-test"
     assert best["validation"]["seeds"] == [42]
-    assert set(best["params"]) == set(tuning_params()["search_space"])
+    # A family's own keys (plr.*, tabm.*) are drawn only by the trials that choose that family.
+    space = set(tuning_params()["search_space"])
+    assert set(best["params"]) <= space
+    assert {key for key in space if not key.startswith(("plr.", "tabm."))} <= set(best["params"])
     assert list((project / "data/06_models/tuned/model.keras").glob("*/model.keras"))
     tuned_gate = json.loads((project / "data/08_reporting/tuned/release_gate.json").read_text())
     assert "passed" in tuned_gate
