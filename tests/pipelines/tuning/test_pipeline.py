@@ -30,6 +30,7 @@ from deep_learning_workflow.pipelines.tuning.pipeline import (
     TUNED_MODELLING_PARAMS,
     create_search_pipeline,
 )
+from deep_learning_workflow.pipelines.tuning.study import merge_overrides
 from tests.config_files import read_base_yaml
 
 from .helpers import MODELLING, PROBLEM, ROLES, splits, tuning_params
@@ -73,7 +74,14 @@ def test_search_pipeline_finds_judges_and_records_the_best_parameters(tmp_path):
     winner = trials.loc[trials["number"] == best["trial"]].iloc[0]
     assert judged["search_value"] == pytest.approx(winner["value"])
     tuned = catalog.load(TUNED_MODELLING_PARAMS)
-    assert tuned == {**MODELLING, **best["params"]}
+    # Dotted keys (tabm.members) reach inside their section; a family not chosen keeps no section.
+    assert tuned == merge_overrides(MODELLING, best["params"])
+    assert all(
+        tuned[path.split(".")[0]][path.split(".")[1]] == value
+        if "." in path
+        else tuned[path] == value
+        for path, value in best["params"].items()
+    )
     parse(ModellingParams, tuned, "modelling")
     for name in (
         "optimisation_history",
