@@ -281,7 +281,7 @@ def _mean_sd(values: pd.Series) -> str:
 def print_table(figures: pd.DataFrame) -> None:
     best = best_baselines(figures)
     print(
-        f"\n{'table':<14}{'model':<20}{'splits':>7}{'val PR-AUC':>16}{'test PR-AUC':>16}{'wins':>7}"
+        f"\n{'table':<14}{'model':<27}{'splits':>7}{'val PR-AUC':>16}{'test PR-AUC':>16}{'wins':>7}"
         f"{'train s':>9}{'weights':>9}{'ms/record':>11}"
     )
     for (table, model), group in figures.groupby(["table", "model"], sort=False):
@@ -294,7 +294,7 @@ def print_table(figures: pd.DataFrame) -> None:
         name += " (best)" if best.get(table) == model else ""
         slow = "*" if (group.engine == "tf.function").any() else ""
         print(
-            f"{table:<14}{name:<20}{len(group):>7}{_mean_sd(group.val):>16}{_mean_sd(group.test):>16}"
+            f"{table:<14}{name:<27}{len(group):>7}{_mean_sd(group.val):>16}{_mean_sd(group.test):>16}"
             f"{wins:>7}{group.seconds.mean():>9.1f}{int(group.parameters.mean()):>9}"
             f"{group.latency_ms.mean():>10.3f}{slow:1}"
         )
@@ -405,7 +405,8 @@ def main() -> int:
         failures.append("no figures")
     else:
         print_table(figures)
-        print("(* the model was timed through the tf.function fallback, not the NumPy fast path)")
+        if (figures.engine == "tf.function").any():
+            print("(* timed through the tf.function fallback, not the NumPy fast path)")
         check_targets(figures)
     load_after = os.getloadavg()
     print(
