@@ -23,12 +23,12 @@ SPLIT_NAMES = ("train", "train_balanced", "val", "test")
 DATA_PIPELINES = "data_acquisition,data_processing,splitting"
 
 
-def parameters(env: str = "base") -> dict[str, Any]:
+def parameters(env: str = "base", project: Path = PROJECT) -> dict[str, Any]:
     """The parameters of ``conf/<env>`` over ``conf/base``, merged softly as the project's settings do."""
     from kedro.config import OmegaConfigLoader
 
     loader = OmegaConfigLoader(
-        conf_source=str(PROJECT / "conf"),
+        conf_source=str(project / "conf"),
         base_env="base",
         default_run_env=env,
         merge_strategy={"parameters": "soft"},
