@@ -181,3 +181,14 @@ def test_tabm_parity(train, rows, tmp_path, numeric_embedding):
         tabm={"members": 4, "numeric_embedding": numeric_embedding},
     )
     assert assert_parity(saved_and_loaded(model, tmp_path), train, rows).name == "numpy"
+
+
+def test_ngram_text_encoder_parity(train, rows, tmp_path):
+    """The n-gram encoder (tf-idf scaled to unit length) runs on the NumPy path too."""
+    model = train_model(
+        train,
+        ROLES,
+        seed=24,
+        text={"encoder": "ngrams", "ngrams": 2, "output_mode": "tf_idf", "max_tokens": 500},
+    )
+    assert assert_parity(saved_and_loaded(model, tmp_path), train, rows).name == "numpy"

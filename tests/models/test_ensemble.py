@@ -104,3 +104,26 @@ def test_heads_that_do_not_fit_one_preprocessing_are_refused(seed_models):
     with pytest.raises(ValueError, match="same training rows"):
         check_shared_preprocessing([results[0].preprocessing, other.preprocessing])
     check_shared_preprocessing([r.preprocessing for r in results])
+
+
+def test_tabm_seeds_average_into_one_model_of_class_probabilities(tmp_path):
+    """A TabM head outputs each member's probabilities; the ensemble averages the seed models' averages."""
+    train, val = make_table(300, seed=5), make_table(120, seed=6)
+    params = modelling_params(epochs=1, architecture="tabm", tabm={"members": 4})
+    results = [train_model(train, val, ROLES, params, seed) for seed in (1, 2)]
+    path = tmp_path / "tabm.keras"
+    KerasModelDataset(filepath=str(path), version=Version(None, None)).save(
+        build_ensemble(results[0].preprocessor, [r.head for r in results])
+    )
+    ensemble = KerasModelDataset(filepath=str(path), version=Version(None, None)).load()
+    roles = results[0].roles
+    each = np.stack([predict_probabilities(r.model, val, roles) for r in results])
+    averaged = predict_probabilities(ensemble, val, roles)
+    assert averaged.shape == (len(val), 2)
+    np.testing.assert_allclose(averaged, each.mean(axis=0), atol=1e-6)
+    for head, result in zip(members(ensemble), results, strict=True):
+        np.testing.assert_allclose(
+            predict_probabilities(head, val, roles),
+            predict_probabilities(result.model, val, roles),
+            atol=1e-6,
+        )

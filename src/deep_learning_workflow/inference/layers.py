@@ -169,6 +169,15 @@ def member_heads(layer: Any) -> list[Any]:
     return [MemberDense(weights["kernel"], weights["bias"], "softmax")]
 
 
+def _unit_normalization(layer: Any) -> list[Any]:
+    axis = layer.get_config().get("axis", -1)
+    if isinstance(axis, list | tuple):
+        if len(axis) != 1:
+            raise UnsupportedLayer(f"{layer.name}: axis={axis}")
+        axis = axis[0]
+    return [ops.UnitNorm(int(axis))]
+
+
 def _config_op(build: Callable[[dict[str, Any]], Any]) -> OpFactory:
     return lambda layer: [build(layer.get_config())]
 
@@ -196,6 +205,7 @@ LAYER_OPS: dict[str, OpFactory] = {
     "Activation": _config_op(lambda c: ops.Apply(c.get("activation"))),
     "Flatten": _config_op(lambda c: ops.Flatten()),
     "RepeatVector": _config_op(lambda c: ops.RepeatRows(int(c["n"]))),
+    "UnitNormalization": _unit_normalization,
     # The model families' layers (deep_learning_workflow.models.layers).
     f"{PROJECT}>PeriodicEmbedding": periodic_embedding,
     f"{PROJECT}>EnsembleDense": batch_ensemble_dense,

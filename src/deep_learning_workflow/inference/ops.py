@@ -204,6 +204,19 @@ class Flatten:
         return x.reshape(x.shape[0], -1)
 
 
+class UnitNorm:
+    """``UnitNormalization``: each row scaled to unit L2 length, ``x * min(1 / sqrt(sum(x^2)), 1e12)`` as Keras does."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        squares = np.square(x, dtype=FLOAT).sum(axis=self.axis, keepdims=True, dtype=FLOAT)
+        with np.errstate(divide="ignore"):
+            inverse = np.minimum(FLOAT(1) / np.sqrt(squares), FLOAT(1e12))
+        return (x * inverse).astype(FLOAT, copy=False)
+
+
 class RepeatRows:
     """``RepeatVector(n)``: (rows, f) -> (rows, n, f), each row repeated for the n members of an ensemble."""
 

@@ -109,7 +109,11 @@ def build_ensemble(preprocessor: Any, heads: Sequence[Any], name: str = "ensembl
         values = _replay(
             head, values, lambda layer, prefix=prefix: _renamed_copy(layer, prefix + layer.name)
         )
-        outputs.append(values[id(head.outputs[0])])
+        output = values[id(head.outputs[0])]
+        if len(output.shape) == 3:
+            # A TabM head gives each of its members' probabilities; the seed's own model averages them first.
+            output = keras.layers.GlobalAveragePooling1D(name=prefix + OUTPUT)(output)
+        outputs.append(output)
     averaged = keras.layers.Average(name=OUTPUT)(outputs)
     return keras.Model(inputs=preprocessor.input, outputs=averaged, name=name)
 
