@@ -26,15 +26,7 @@ def _tree(project, root: str) -> dict:
 @pytest.mark.parametrize(
     "names",
     [
-        pytest.param(
-            ODD_NAMES,
-            id="spaces-and-non-ascii",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Keras refuses layer names with spaces or non-ASCII letters ('embed_Description du "
-                "problème' is not a valid scope name) until the model maps column names to safe layer names",
-            ),
-        ),
+        pytest.param(ODD_NAMES, id="spaces-and-non-ascii"),
         pytest.param(PLAIN_NAMES, id="plain-names"),
     ],
 )

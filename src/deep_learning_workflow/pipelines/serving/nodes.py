@@ -29,6 +29,7 @@ from deep_learning_workflow.inference.drift import (
 )
 from deep_learning_workflow.metrics import positive_index, predict_labels
 from deep_learning_workflow.model_inputs import predict_probabilities
+from deep_learning_workflow.models.names import input_columns
 from deep_learning_workflow.parameters import Parameters, parse, register
 
 from .scoring_settings import ScoringSettings
@@ -201,7 +202,8 @@ def export_serving_bundle(
             "release_gate.json). Improve the model, or set serving.force_export: true to export it anyway."
         )
     roles = resolve_roles(train, _roles(columns), "train")
-    inputs = [tensor.name.split(":")[0] for tensor in model.inputs]
+    # The raw column names the model's inputs are keyed by (its layers may carry safe spellings of them).
+    inputs = list(input_columns(model).values())
     if sorted(inputs) != sorted(roles.features):
         raise ValueError(
             f"The model takes the inputs {sorted(inputs)} but params:columns gives the features "
