@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline, node
 
 from .nodes import balance_training_split, report_split, split_clean_table
 
@@ -14,19 +14,19 @@ def create_pipeline(**kwargs) -> Pipeline:
     """
     return Pipeline(
         [
-            Node(
+            node(
                 split_clean_table,
                 inputs=["clean_table", "params:columns", "params:splitting", "params:seed"],
                 outputs=["train", "val", "test", "split_summary"],
                 name="split_clean_table",
             ),
-            Node(
+            node(
                 balance_training_split,
                 inputs=["train", "params:columns", "params:splitting", "params:seed"],
                 outputs="train_balanced",
                 name="balance_training_split",
             ),
-            Node(
+            node(
                 report_split,
                 inputs=["split_summary", "train_balanced", "params:columns", "params:splitting"],
                 outputs="split_report",
