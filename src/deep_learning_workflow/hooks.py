@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import platform
 from datetime import UTC, datetime
-from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from deep_learning_workflow import columns, problem  # noqa: F401
 from deep_learning_workflow.parameters import validate_parameters
 from deep_learning_workflow.processes import current_process, git_commit, is_alive
 from deep_learning_workflow.run_lock import RunLock, RunLockSettings
+from deep_learning_workflow.versions import package_versions
 
 PARAMS_PREFIX = "params:"
 RUN_LOCK_CONFIG = "run_lock"
@@ -137,23 +136,6 @@ class RunLockHook:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-
-
-def package_versions() -> dict[str, str | None]:
-    """The versions a serving bundle records: Python, this package, TensorFlow and Keras."""
-
-    def version(package: str) -> str | None:
-        try:
-            return package_metadata.version(package)
-        except package_metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "python": platform.python_version(),
-        "deep_learning_workflow": version("deep_learning_workflow"),
-        "tensorflow": version("tensorflow"),
-        "keras": version("keras"),
-    }
 
 
 class RunRecordHook:

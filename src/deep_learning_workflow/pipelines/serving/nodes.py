@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from importlib import metadata as package_metadata
 from typing import Any
 
 import numpy as np
@@ -14,7 +12,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from pydantic import Field, PositiveInt
 
-import deep_learning_workflow
 from deep_learning_workflow.bundle import (
     FORMAT_VERSION,
     MODEL_FILE,
@@ -31,6 +28,7 @@ from deep_learning_workflow.metrics import positive_index, predict_labels
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.models.names import input_columns
 from deep_learning_workflow.parameters import Parameters, parse, register
+from deep_learning_workflow.versions import package_versions
 
 from .scoring_settings import ScoringSettings
 
@@ -145,21 +143,6 @@ def input_schema(train: pd.DataFrame, roles: ColumnRoles) -> dict[str, dict[str,
     return schema
 
 
-def _versions() -> dict[str, str | None]:
-    def version(package: str) -> str | None:
-        try:
-            return package_metadata.version(package)
-        except package_metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "python": platform.python_version(),
-        "deep_learning_workflow": deep_learning_workflow.__version__,
-        "tensorflow": version("tensorflow"),
-        "keras": version("keras"),
-    }
-
-
 def export_serving_bundle(
     model: Any,
     train: pd.DataFrame,
@@ -239,7 +222,7 @@ def export_serving_bundle(
             "forced": not (passed and judged),
         },
         "registry": _registry_entry(model_registration, fingerprint),
-        "versions": _versions(),
+        "versions": package_versions(),
     }
     return ServingBundle(metadata, model=model)
 
