@@ -46,9 +46,9 @@ class Fault:
 
 
 FAULTS = (
-    Fault("clean_table", "clean_acquired_table", {"compression": "no-such-codec"}),
-    Fault("train_balanced", "balance_training_split", {"compression": "no-such-codec"}),
-    Fault("baseline_models", "fit_baseline_models", {"protocol": 99}),
+    Fault("clean_table", "data_processing.clean_acquired_table", {"compression": "no-such-codec"}),
+    Fault("train_balanced", "splitting.balance_training_split", {"compression": "no-such-codec"}),
+    Fault("baseline_models", "modelling.fit_baseline_models", {"protocol": 99}),
 )
 
 

@@ -39,8 +39,10 @@ def test_the_guard_catches_a_second_reader():
 def test_only_the_final_evaluation_node_reads_the_test_split(project_path):
     bootstrap_project(project_path)
     readers = _readers(pipelines)
-    assert set(readers) == {TEST_EVALUATION_NODE}, readers
-    assert "evaluation" in readers[TEST_EVALUATION_NODE]
+    # The registry puts each pipeline's nodes in a namespace named after it.
+    final_name = f"evaluation.{TEST_EVALUATION_NODE}"
+    assert set(readers) == {final_name}, readers
+    assert "evaluation" in readers[final_name]
 
     for name in ("modelling", "tuning"):
         if name in pipelines:
@@ -49,7 +51,7 @@ def test_only_the_final_evaluation_node_reads_the_test_split(project_path):
             ]
             assert takers == [], f"pipeline '{name}' reads the test split in {takers}"
 
-    final = next(n for n in pipelines["evaluation"].nodes if n.name == TEST_EVALUATION_NODE)
+    final = next(n for n in pipelines["evaluation"].nodes if n.name == final_name)
     # Its inputs make it run after model selection: the gate's verdict and the chosen threshold.
     assert {"release_gate", "decision_threshold"} <= set(final.inputs)
     assert TEST_SPLIT in final.inputs

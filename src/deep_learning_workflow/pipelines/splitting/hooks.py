@@ -21,7 +21,8 @@ class CheckSplitSizesHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict, pipeline: Any, catalog: Any) -> None:
-        if SPLIT_NODE not in {node.name for node in pipeline.nodes}:
+        # short_name: the registry puts the node in the `splitting` namespace.
+        if SPLIT_NODE not in {node.short_name for node in pipeline.nodes}:
             return
         params = parse(SplittingParameters, catalog.load("params:splitting"), "splitting")
         if params.on_small_table != "stop":
