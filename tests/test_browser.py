@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,13 @@ import pytest
 
 from tests.browser import chromium, distinct_colours, dom, screenshot
 from tests.conftest import run_kedro
+from tests.test_kedro_viz import DEFAULT_GROUPS
+
+
+def _drawn(page: str, kind: str) -> set[str]:
+    """The full names of the graph nodes of one kind (``task``, ``data``, ``modularPipeline``) a page draws."""
+    pattern = rf'data-node-type="{kind}" data-node-fullname="([^"]+)"'
+    return set(re.findall(pattern, page))
 
 
 def _free_port() -> int:
@@ -62,6 +70,9 @@ def test_kedro_viz_static_site_shows_nodes_when_served(project_copy):
         page = dom(f"http://127.0.0.1:{port}/")
         # A node of the default pipeline is drawn, with its name as kedro-viz prettifies it.
         assert "Raw Customers" in page or "raw_customers" in page, page[-3000:]
+        # Each pipeline of the default run is drawn as one collapsed group, and no single task node.
+        assert _drawn(page, "modularPipeline") == DEFAULT_GROUPS, page[-3000:]
+        assert not _drawn(page, "task")
         # Opened from disk the same page shows no node: the site fetches its data over HTTP.
         from_disk = dom((project_copy / "build" / "index.html").as_uri())
         assert "Raw Customers" not in from_disk and "raw_customers" not in from_disk

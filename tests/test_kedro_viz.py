@@ -228,6 +228,16 @@ def test_layers_edge_check_sees_a_collapsed_namespace():
     assert ("report", "tuned (collapsed)", "tuned.record") in edges
 
 
+# The pipelines of the default run, each drawn by kedro-viz as one collapsible group.
+DEFAULT_GROUPS = {"data_acquisition", "data_processing", "splitting", "modelling", "evaluation"}
+
+
+def _top_level(view: dict, kind: str) -> set[str]:
+    """The ids of the elements of one ``kind`` a built pipeline view draws before any group is expanded."""
+    children = view["modular_pipelines"]["__root__"]["children"]
+    return {child["id"] for child in children if child["type"] == kind}
+
+
 def _imported_modules(importtime_log: str) -> set[str]:
     """Module names from ``python -X importtime`` output (``import time: self | cumulative | name``)."""
     names = set()
@@ -278,8 +288,13 @@ def test_kedro_viz_build_works_offline_without_tensorflow(project_copy):
     layers = json.loads((build / "api" / "pipelines" / "__default__").read_text())["layers"]
     assert layers == sorted(layers, key=RANK.__getitem__)
     assert {"raw", "model_input", "models", "model_output", "reporting"} <= set(layers)
+    # Each pipeline is one modular pipeline, collapsed by default: the default view draws one node per pipeline
+    # and the datasets between them, and no task node at its top level.
+    default = json.loads((build / "api" / "pipelines" / "__default__").read_text())
+    assert _top_level(default, "modularPipeline") == DEFAULT_GROUPS
+    assert not _top_level(default, "task")
     tuning = json.loads((build / "api" / "pipelines" / "tuning").read_text())
-    assert "tuned" in tuning["modular_pipelines"]
+    assert _top_level(tuning, "modularPipeline") == {"tuning", "tuned"}
 
     # Previews of the datasets that exist before any run: a table and a YAML file shown as JSON.
     previews = {}
