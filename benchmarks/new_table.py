@@ -18,7 +18,7 @@ Prints the inferred roles and a table of verdicts and figures; exits non-zero on
     .venv/bin/python benchmarks/new_table.py --recheck /tmp/runs   # check kept runs again, without training
 
 Each table runs in its own temporary copy of the project (sources: data/01_raw/README.md). `--epochs` shortens
-training through `kedro run --params` (not a file edit).
+training and `--seed` changes the splits and the initialisation, through `kedro run --params` (not a file edit).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,7 +111,9 @@ def failure_message(console: str) -> str | None:
     return None
 
 
-def run_commands(project: Path, name: str, target: str, epochs: int | None) -> dict:
+def run_commands(
+    project: Path, name: str, target: str, epochs: int | None, seed: int | None
+) -> dict:
     """new-table and kedro run in ``project``; what they printed, wrote and returned."""
     table = project / "data" / "01_raw" / f"{name}.csv"
     created = kedro(project, "dlw", "new-table", str(table), "--target", target, "--env", name)
@@ -119,8 +122,11 @@ def run_commands(project: Path, name: str, target: str, epochs: int | None) -> d
         record["stopped_at"] = "new-table"
         return record
     arguments = ["run", "--env", name]
-    if epochs:
-        arguments += ["--params", f"modelling.epochs={epochs}"]
+    overrides = [f"modelling.epochs={epochs}"] * bool(epochs) + [f"seed={seed}"] * (
+        seed is not None
+    )
+    if overrides:
+        arguments += ["--params", ",".join(overrides)]
     run = kedro(project, *arguments)
     record |= {"run": run.stdout + run.stderr, "run_code": run.returncode}
     if run.returncode:
@@ -128,7 +134,9 @@ def run_commands(project: Path, name: str, target: str, epochs: int | None) -> d
     return record
 
 
-def run_table(name: str, target: str, epochs: int | None, keep: Path | None) -> dict:
+def run_table(
+    name: str, target: str, epochs: int | None, seed: int | None, keep: Path | None
+) -> dict:
     """One table in a temporary copy of the project; the record :func:`check_run` reads (also kept on disk)."""
     with tempfile.TemporaryDirectory() as folder:
         project = Path(folder)
@@ -136,7 +144,7 @@ def run_table(name: str, target: str, epochs: int | None, keep: Path | None) -> 
         generate_tables(project / "data" / "01_raw")
         started = time.perf_counter()
         record = {"table": name, "target": target}
-        record |= run_commands(project, name, target, epochs)
+        record |= run_commands(project, name, target, epochs, seed)
         record["seconds"] = time.perf_counter() - started
         record["rows"] = len(pd.read_csv(project / "data" / "01_raw" / f"{name}.csv"))
         record["written"] = written_outputs(project)
@@ -147,6 +155,9 @@ def run_table(name: str, target: str, epochs: int | None, keep: Path | None) -> 
         if (project / "conf" / name).exists():
             gate = parameters(name, project)["evaluation"]["release_gate"]
             record["margins"] = {"primary": gate["margin"], **gate["also_compare"]}
+        if keep is not None and (project / "data" / name).exists():
+            # The splits, models and reports, to look into a failed check without training again.
+            shutil.copytree(project / "data" / name, keep / name, dirs_exist_ok=True)
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
         (keep / f"{name}.json").write_text(json.dumps(record, indent=1, default=str))
@@ -224,7 +235,11 @@ def check_run(record: dict, classes: list[str]) -> dict:
         return row | {"verdict": "no verdict", "problems": problems}
     metric = gate["primary_metric"]
     greater = metric not in ("log_loss", "brier")
-    validation = {c["baseline"]: {metric: c["baseline_value"]} for c in gate["comparisons"]}
+    validation = {
+        c["baseline"]: {metric: c["baseline_value"]}
+        for c in gate["comparisons"]
+        if c["metric"] == metric
+    }
     tested = {
         name: {key: value["value"] for key, value in values["metrics"].items()}
         for name, values in test["baselines"].items()
@@ -295,7 +310,9 @@ def main() -> int:
     else:
         records = []
         for name in arguments.tables:
-            records.append(run_table(name, TABLES[name][0], arguments.epochs, arguments.keep))
+            records.append(
+                run_table(name, TABLES[name][0], arguments.epochs, arguments.seed, arguments.keep)
+            )
             print(f"{name}: {records[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     checked = [check_run(record, TABLES[record["table"]][1]) for record in records]
     print_results(records, checked)
