@@ -61,7 +61,7 @@ def released(model: dict[str, float], baseline: dict[str, float]) -> dict:
             "failed_checks": [],
             "primary_metric": "pr_auc",
             "model_value": 0.8,
-            "comparisons": [{"baseline": "prior", "baseline_value": 0.5}],
+            "comparisons": [{"baseline": "prior", "metric": "pr_auc", "baseline_value": 0.5}],
         },
         "test_metrics": {
             "classes": ["No", "Yes"],
