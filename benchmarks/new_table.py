@@ -294,6 +294,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", nargs="*", default=list(TABLES), choices=list(TABLES))
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="params:seed of the runs")
     parser.add_argument(
         "--keep", type=Path, default=None, help="folder to keep each run's record in"
     )
