@@ -6,7 +6,7 @@ The five real tables of data/01_raw/README.md, plus two made at run time from `t
 sanitised) and `small` (60 rows drawn with a fixed seed). Each run is checked:
 
 - it either ends with a verdict, or stops before writing anything under its data root (only `data/01_raw/` may
-  hold files) with its message shown once on the console;
+  hold files) with its message shown once on the console and no traceback;
 - a released model is not worse on the test split than any baseline by more than the gate's margins
   (`evaluation.release_gate.also_compare`): accuracy at the decision threshold, and log loss.
 
@@ -184,6 +184,8 @@ def check_stop(record: dict) -> list[str]:
         shown = console.count(message[:60])
         if shown != 1:
             problems.append(f"the message is shown {shown} times on the console: {message[:100]}")
+    if "Traceback (most recent call last)" in console or "│" in console:
+        problems.append("the console shows a traceback (it belongs in info.log)")
     return problems
 
 

@@ -96,5 +96,11 @@ def test_a_stop_that_wrote_files_or_repeats_its_message_is_a_violation(bench):
     assert bench.check_run(record | {"run": message, "written": []}, [])["problems"] == []
     wrote = record | {"run": message, "written": ["t/02_intermediate/acquired_table.parquet"]}
     assert len(bench.check_run(wrote, [])["problems"]) == 1
-    twice = record | {"run": f"{message}\nTraceback ...\n{message}", "written": []}
+    twice = record | {
+        "run": f"{message}\n(The traceback is in info.log.)\n{message}",
+        "written": [],
+    }
     assert len(bench.check_run(twice, [])["problems"]) == 1
+    traceback = "Traceback (most recent call last):\n  File ...\n"
+    with_traceback = record | {"run": traceback + message, "written": []}
+    assert len(bench.check_run(with_traceback, [])["problems"]) == 1
