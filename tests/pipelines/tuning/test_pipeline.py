@@ -30,7 +30,7 @@ from deep_learning_workflow.pipelines.tuning.pipeline import (
     TUNED_MODELLING_PARAMS,
     create_search_pipeline,
 )
-from deep_learning_workflow.pipelines.tuning.study import merge_overrides
+from deep_learning_workflow.pipelines.tuning.search_space import merge_overrides
 from tests.config_files import read_base_yaml
 
 from .helpers import MODELLING, PROBLEM, ROLES, splits, tuning_params

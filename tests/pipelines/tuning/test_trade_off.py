@@ -18,11 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
 from deep_learning_workflow.parameters import parse, validate_parameters
-from deep_learning_workflow.pipelines.tuning.nodes import (
-    plot_pareto_front,
-    run_study,
-    select_best_params,
-)
+from deep_learning_workflow.pipelines.tuning.nodes import run_study, select_best_params
 from deep_learning_workflow.pipelines.tuning.pareto import (
     Point,
     pareto_front,
@@ -35,6 +31,7 @@ from deep_learning_workflow.pipelines.tuning.pipeline import (
     TUNED_MODELLING_PARAMS,
     create_search_pipeline,
 )
+from deep_learning_workflow.pipelines.tuning.plots import plot_pareto_front
 from deep_learning_workflow.pipelines.tuning.schema import PickParams, TuningParams
 from deep_learning_workflow.pipelines.tuning.study import open_study
 

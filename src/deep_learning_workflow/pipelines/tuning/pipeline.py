@@ -12,16 +12,18 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from .nodes import (
     merge_best_params,
-    plot_intermediate_values,
-    plot_optimisation_history,
-    plot_parallel_coordinates,
-    plot_parameter_importances,
-    plot_pareto_front,
     record_tuning_selection,
     retrain_top_trials,
     run_study,
     select_best_params,
     summarise_trials,
+)
+from .plots import (
+    plot_intermediate_values,
+    plot_optimisation_history,
+    plot_parallel_coordinates,
+    plot_parameter_importances,
+    plot_pareto_front,
 )
 
 NAMESPACE = "tuned"
