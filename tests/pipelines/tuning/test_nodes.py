@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
 from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse
+from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
 from deep_learning_workflow.pipelines.tuning.nodes import (
     merge_best_params,
     run_study,
@@ -218,10 +219,7 @@ def test_a_diverging_trial_fails_and_the_study_goes_on(frames, tmp_path):
     }
     result = run_study(
         storage,
-        frames["train"],
-        frames["train_balanced"],
-        frames["val"],
-        ROLES,
+        gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
         MODELLING,
         PROBLEM,
         tuning,

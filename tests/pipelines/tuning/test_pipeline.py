@@ -25,6 +25,7 @@ from deep_learning_workflow.pipelines.evaluation.pipeline import (
 )
 from deep_learning_workflow.pipelines.modelling import create_pipeline as create_modelling
 from deep_learning_workflow.pipelines.tuning import create_pipeline
+from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
 from deep_learning_workflow.pipelines.tuning.nodes import run_study
 from deep_learning_workflow.pipelines.tuning.pipeline import (
     TUNED_MODELLING_PARAMS,
@@ -99,10 +100,7 @@ def test_search_pipeline_finds_judges_and_records_the_best_parameters(tmp_path):
     }
     study = run_study(
         storage.load(),
-        frames["train"],
-        frames["train_balanced"],
-        frames["val"],
-        ROLES,
+        gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
         MODELLING,
         PROBLEM,
         tuning,

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
 from deep_learning_workflow.parameters import parse, validate_parameters
+from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
 from deep_learning_workflow.pipelines.tuning.nodes import run_study, select_best_params
 from deep_learning_workflow.pipelines.tuning.pareto import (
     Point,
@@ -194,10 +195,7 @@ def test_bad_combinations_are_refused_before_any_trial(tmp_path, tuning, key):
     with pytest.raises(ValueError, match=key):
         run_study(
             storage,
-            frames["train"],
-            frames["train_balanced"],
-            frames["val"],
-            ROLES,
+            gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
             MODELLING,
             PROBLEM,
             tuning_params(**tuning),

@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from deep_learning_workflow.columns import ColumnRoles, resolve_roles
 from deep_learning_workflow.datasets.optuna_storage import StudyStorage
 from deep_learning_workflow.metrics import GREATER_IS_BETTER
 from deep_learning_workflow.models.schema import ModellingParams
@@ -21,6 +20,7 @@ from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.problem import ProblemDefinition
 from deep_learning_workflow.progress import progress_bar
 
+from .data import TuningData
 from .objectives import COST_NAMES, make_cost, second_objective
 from .pareto import describe_rule, pick_candidate, seed_candidates
 from .schema import TuningParams
@@ -32,12 +32,9 @@ from .trial import make_objective
 logger = logging.getLogger(__name__)
 
 
-def run_study(  # noqa: PLR0913
+def run_study(
     tuning_storage: StudyStorage,
-    train: pd.DataFrame,
-    train_balanced: pd.DataFrame,
-    val: pd.DataFrame,
-    columns: dict[str, Any],
+    tuning_data: TuningData,
     modelling: dict[str, Any],
     problem: dict[str, Any],
     tuning: dict[str, Any],
@@ -47,10 +44,7 @@ def run_study(  # noqa: PLR0913
 
     Args:
         tuning_storage: the opened storage (``OptunaStorageDataset``).
-        train: the real training rows: preprocessing is adapted on them.
-        train_balanced: the rows the weights are fitted on (``train`` after balancing).
-        val: the validation rows every trial is scored on.
-        columns: ``params:columns``.
+        tuning_data: the training, balanced training and validation rows, and ``params:columns``.
         modelling: ``params:modelling``; the search space overrides some of its keys.
         problem: ``params:problem``; the objective is its primary metric on validation.
         tuning: ``params:tuning``.
@@ -67,14 +61,17 @@ def run_study(  # noqa: PLR0913
     metric = parse(ProblemDefinition, problem, "problem").primary_metric
     check_search_space(modelling, settings)
     base = parse(ModellingParams, modelling, "modelling")
-    roles = parse(ColumnRoles, columns, "columns")
-    for name, frame in (("train", train), ("train_balanced", train_balanced), ("val", val)):
-        resolve_roles(frame, roles, name)
+    tuning_data.check_roles()
     epochs = settings.epochs or base.epochs
     study = open_study(tuning_storage, settings, metric, seed, epochs)
-    frames = {"train": train, "train_balanced": train_balanced, "val": val}
     objective = make_objective(
-        frames, columns, modelling, settings, metric, seed, cost=make_cost(settings, val)
+        tuning_data.frames,
+        tuning_data.columns,
+        modelling,
+        settings,
+        metric,
+        seed,
+        cost=make_cost(settings, tuning_data.val),
     )
     heartbeat = getattr(tuning_storage.storage, "get_heartbeat_interval", lambda: None)()
     with progress_bar(
@@ -135,12 +132,9 @@ def summarise_trials(study: Any) -> pd.DataFrame:
     return table.rename(columns={"duration": "duration_seconds"})
 
 
-def retrain_top_trials(  # noqa: PLR0913
+def retrain_top_trials(
     study: Any,
-    train: pd.DataFrame,
-    train_balanced: pd.DataFrame,
-    val: pd.DataFrame,
-    columns: dict[str, Any],
+    tuning_data: TuningData,
     modelling: dict[str, Any],
     problem: dict[str, Any],
     tuning: dict[str, Any],
@@ -169,12 +163,12 @@ def retrain_top_trials(  # noqa: PLR0913
     metric = parse(ProblemDefinition, problem, "problem").primary_metric
     second = second_objective(settings)
     judge = SeedJudge(
-        frames={"train": train, "train_balanced": train_balanced, "val": val},
-        columns=columns,
+        frames=tuning_data.frames,
+        columns=tuning_data.columns,
         seeds=[int(seed) + offset for offset in range(settings.selection.seeds)],
         metric=metric,
         second=second,
-        measure=make_cost(settings, val),
+        measure=make_cost(settings, tuning_data.val),
     )
     trials = completed_trials(study)
     limit = settings.selection.top_k
