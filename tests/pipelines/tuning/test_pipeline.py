@@ -110,6 +110,23 @@ def test_search_pipeline_finds_judges_and_records_the_best_parameters(tmp_path):
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
+def test_a_worker_run_by_the_study_tag_needs_only_catalog_inputs():
+    """``kedro run --pipelines tuning --tags tuning_study`` on each worker: the tagged nodes gather their own data."""
+    tagged = create_pipeline().only_nodes_with_tags("tuning_study")
+    assert {node.name for node in tagged.nodes} == {"gather_tuning_data", "run_study"}
+    assert tagged.inputs() == {
+        "tuning_storage",
+        "train",
+        "train_balanced",
+        "val",
+        "params:columns",
+        "params:modelling",
+        "params:problem",
+        "params:tuning",
+        "params:seed",
+    }
+
+
 def test_tuning_never_takes_the_test_split():
     search = create_search_pipeline()
     assert "test" not in search.all_inputs()
