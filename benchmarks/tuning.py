@@ -37,15 +37,15 @@ def _study(
     url: str, tuning: dict[str, Any], params: dict[str, Any], frames: dict[str, pd.DataFrame]
 ) -> Any:
     from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
+    from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
     from deep_learning_workflow.pipelines.tuning.nodes import run_study
 
     storage = OptunaStorageDataset(credentials={"con": url}, heartbeat_interval=10).load()
     return run_study(
         storage,
-        frames["train"],
-        frames["train_balanced"],
-        frames["val"],
-        params["columns"],
+        gather_tuning_data(
+            frames["train"], frames["train_balanced"], frames["val"], params["columns"]
+        ),
         params["modelling"],
         params["problem"],
         tuning,
@@ -172,6 +172,7 @@ def main() -> None:
     from deep_learning_workflow.metrics import score
     from deep_learning_workflow.model_inputs import predict_probabilities
     from deep_learning_workflow.models.fitting import train_model
+    from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
     from deep_learning_workflow.pipelines.tuning.nodes import (
         merge_best_params,
         retrain_top_trials,
@@ -221,10 +222,9 @@ def main() -> None:
         judged = {**tuning, "selection": {**tuning["selection"], "seeds": arguments.seeds}}
         candidates = retrain_top_trials(
             pruned,
-            frames["train"],
-            frames["train_balanced"],
-            frames["val"],
-            params["columns"],
+            gather_tuning_data(
+                frames["train"], frames["train_balanced"], frames["val"], params["columns"]
+            ),
             params["modelling"],
             params["problem"],
             judged,

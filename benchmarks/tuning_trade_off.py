@@ -123,7 +123,11 @@ def study(
         )
         start = time.perf_counter()
         pipe = create_search_pipeline().only_nodes(
-            "run_study", "retrain_top_trials", "select_best_params", "plot_pareto_front"
+            "gather_tuning_data",
+            "run_study",
+            "retrain_top_trials",
+            "select_best_params",
+            "plot_pareto_front",
         )
         SequentialRunner().run(pipe, catalog)
         elapsed = time.perf_counter() - start

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import PROJECT_PATH, run_kedro
 
 
@@ -104,6 +106,8 @@ def test_packaged_run_without_raw_data_stops_at_once_naming_the_files(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+# The packaged run above checks the same stop on missing raw files in the fast suite.
+@pytest.mark.slow
 def test_kedro_run_in_a_copy_without_one_raw_file_names_it(project_copy):
     (project_copy / "data/01_raw/telco_churn.csv").unlink()
     result = run_kedro(project_copy, "run", "--env", "test", "--pipelines", "data_acquisition")

@@ -41,6 +41,9 @@ def test_kedro_run_data_pipelines_writes_splits_and_eda(project_copy):
     assert len(plots) >= 5
 
 
+# End to end, a real run; test_run_validation's slow cases run the same check, and test_parameters the
+# validation itself, in the fast suite.
+@pytest.mark.slow
 def test_kedro_run_stops_on_bad_split_size_before_any_node(project_copy):
     (project_copy / "conf/local/parameters_splitting.yml").write_text(
         "splitting:\n  test_size: 1.5\n"

@@ -87,7 +87,7 @@ def test_tuning_checks_a_family_key_with_its_family_and_draws_it_only_for_that_f
 
     from deep_learning_workflow.parameters import parse
     from deep_learning_workflow.pipelines.tuning.schema import TuningParams
-    from deep_learning_workflow.pipelines.tuning.study import check_search_space, suggest
+    from deep_learning_workflow.pipelines.tuning.search_space import check_search_space, suggest
 
     tuning = parse(
         TuningParams,

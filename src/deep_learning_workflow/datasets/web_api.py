@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urljoin
 
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
 from .http_client import (
     HttpClient,
@@ -24,36 +23,15 @@ from .http_client import (
     disabled_source,
     redact_url,
 )
+from .web_source import DtypeName, HttpUrl, SourceSettings, WebSourceDataset
 
 API = "api_source"
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _pandas_dtype(name: str) -> str:
-    try:
-        pd.api.types.pandas_dtype(name)
-    except TypeError as error:
-        raise ValueError(
-            f"'{name}' is not a pandas dtype (e.g. str, int64, float64, bool)"
-        ) from error
-    return name
-
-
-def _http_url(url: str) -> str:
-    if not url.startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
-    return url
-
-
-DtypeName = Annotated[str, AfterValidator(_pandas_dtype)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
 QueryValue = str | int | float | bool
 
 
-class Paging(_Settings):
+class Paging(SourceSettings):
     """How the web API splits its records into pages.
 
     ``page``: request ``page_param`` = first_page, first_page + 1, ... (and ``size_param`` = page_size when set)
@@ -72,7 +50,7 @@ class Paging(_Settings):
     )
 
 
-class WebAPISettings(_Settings):
+class WebAPISettings(SourceSettings):
     """The arguments of :class:`WebAPIDataset`: a paginated JSON HTTP API whose records carry the key column."""
 
     url: HttpUrl | None = Field(None, description="The first page; null switches the source off")
@@ -192,7 +170,7 @@ def read_web_api(api: WebAPISettings) -> SourceRead:
         return SourceRead(frame, client.provenance(rows=len(frame)))
 
 
-class WebAPIDataset(AbstractDataset[None, SourceRead]):
+class WebAPIDataset(WebSourceDataset):
     """A paginated JSON web API, read only; loads a :class:`SourceRead` (records and provenance).
 
     Example (catalog)::
@@ -208,18 +186,9 @@ class WebAPIDataset(AbstractDataset[None, SourceRead]):
     stops the run before its first node.
     """
 
-    def __init__(self, metadata: dict[str, Any] | None = None, **settings: Any) -> None:
-        try:
-            self._settings = WebAPISettings.model_validate(settings)
-        except ValueError as error:
-            raise DatasetError(f"Invalid {API} settings in the catalog: {error}") from None
-        self.metadata = metadata
-
-    def load(self) -> SourceRead:
-        return read_web_api(self._settings)
-
-    def save(self, data: Any) -> None:
-        raise DatasetError(f"{API} is a web source; it is read only.")
+    source = API
+    settings_type = WebAPISettings
+    read = staticmethod(read_web_api)
 
     def _describe(self) -> dict[str, Any]:
         url = self._settings.url

@@ -12,7 +12,6 @@ from urllib.parse import urljoin
 
 import pandas as pd
 from bs4 import BeautifulSoup, Tag
-from kedro.io import AbstractDataset, DatasetError
 from pydantic import Field, PositiveInt, model_validator
 
 from .http_client import (
@@ -23,12 +22,12 @@ from .http_client import (
     disabled_source,
     redact_url,
 )
-from .web_api import DtypeName, HttpUrl, _Settings
+from .web_source import DtypeName, HttpUrl, SourceSettings, WebSourceDataset
 
 WEB = "web_source"
 
 
-class WebPagesSettings(_Settings):
+class WebPagesSettings(SourceSettings):
     """Web pages holding a table (``table_selector``) or repeated items (``item_selector`` + ``fields``)."""
 
     urls: list[HttpUrl] = Field(
@@ -177,7 +176,7 @@ def read_web_pages(web: WebPagesSettings) -> SourceRead:
         return SourceRead(frame, client.provenance(rows=len(frame)))
 
 
-class WebPagesDataset(AbstractDataset[None, SourceRead]):
+class WebPagesDataset(WebSourceDataset):
     """HTML pages holding a table or repeated items, read only; loads a :class:`SourceRead`.
 
     Example (catalog)::
@@ -192,18 +191,9 @@ class WebPagesDataset(AbstractDataset[None, SourceRead]):
     The arguments are those of :class:`WebPagesSettings`, checked when the catalog is built.
     """
 
-    def __init__(self, metadata: dict[str, Any] | None = None, **settings: Any) -> None:
-        try:
-            self._settings = WebPagesSettings.model_validate(settings)
-        except ValueError as error:
-            raise DatasetError(f"Invalid {WEB} settings in the catalog: {error}") from None
-        self.metadata = metadata
-
-    def load(self) -> SourceRead:
-        return read_web_pages(self._settings)
-
-    def save(self, data: Any) -> None:
-        raise DatasetError(f"{WEB} is a web source; it is read only.")
+    source = WEB
+    settings_type = WebPagesSettings
+    read = staticmethod(read_web_pages)
 
     def _describe(self) -> dict[str, Any]:
         return {"urls": [redact_url(url) for url in self._settings.urls]}

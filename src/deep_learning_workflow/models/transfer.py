@@ -23,38 +23,43 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from deep_learning_workflow.columns import ColumnRoles
 
 from .builder import build_model_parts
-from .names import column_layer, input_columns, layer_name, split_layer_name
+from .names import layer_name
 from .preprocessing import fit_preprocessing
-from .schema import ModellingParams
+from .schema import ModellingParams, TransferParams
+from .transfer_sources import (
+    KEY,
+    WARM_START_ENTRY,
+    WORD_VECTORS_ENTRY,
+    TransferSources,
+    check_sources,
+    embedding_columns,
+    member_sources,
+)
+from .weight_matching import matched_weights, vocabulary
 
-if TYPE_CHECKING:
-    # Only a type: the models package loads nothing itself, datasets do.
-    from deep_learning_workflow.datasets.word_vectors import WordVectors
+__all__ = [
+    "TransferSources",
+    "check_sources",
+    "describe_transfer",
+    "member_sources",
+    "plan_transfer",
+    "standardize_token",
+    "warm_start",
+]
 
 logger = logging.getLogger(__name__)
 
-KEY = "params:modelling.transfer"
-WARM_START_ENTRY = "warm_start_model"
-WORD_VECTORS_ENTRY = "pretrained_word_vectors"
 # The punctuation TextVectorization(standardize="lower_and_strip_punctuation") removes (Keras' DEFAULT_STRIP_REGEX).
 _PUNCTUATION = re.compile(r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']')
 # TextVectorization's first two rows: padding and out-of-vocabulary; no word vector stands for them.
 _TEXT_SPECIAL_ROWS = 2
-
-
-class TransferSources(NamedTuple):
-    """What the catalog gave: the warm-start model and the word vectors (None when absent or unused)."""
-
-    model: Any = None
-    word_vectors: WordVectors | None = None
 
 
 def standardize_token(token: str) -> str:
@@ -62,263 +67,88 @@ def standardize_token(token: str) -> str:
     return _PUNCTUATION.sub("", token.lower())
 
 
-def _model_roles(model: Any) -> dict[str, tuple[str, str]]:
-    """Column -> (role, input dtype) of a model built by this project, read from its layer names."""
-    columns = input_columns(model)
-    roles = {}
-    for tensor in model.inputs:
-        column, dtype = columns[tensor.name], str(tensor.dtype)
-        if column_layer(model, "vectorize", column) is not None:
-            role = "text"
-        elif column_layer(model, "lookup", column) is not None:
-            role = "categorical"
-        elif dtype.startswith("float"):
-            role = "numeric"
-        else:
-            role = "unknown"
-        roles[column] = (role, dtype)
-    return roles
-
-
-def _data_roles(roles: ColumnRoles) -> dict[str, tuple[str, str]]:
-    data = {column: ("numeric", "float32") for column in roles.numeric or []}
-    data |= {column: ("categorical", "string") for column in roles.categorical or []}
-    data |= {column: ("text", "string") for column in roles.text}
-    return data
-
-
-def check_warm_start_model(model: Any, roles: ColumnRoles) -> None:
-    """Check that every column the warm-start model takes is a feature of the data, in the same role and dtype.
-
-    Raises:
-        ValueError: naming the key, the column and the mismatch.
-    """
-    data = _data_roles(roles)
-    for column, (role, dtype) in sorted(_model_roles(model).items()):
-        if column not in data:
-            raise ValueError(
-                f"{KEY}.warm_start: the warm-start model ('{WARM_START_ENTRY}') takes the column '{column}' "
-                f"({role}, {dtype}), which params:columns does not list among the features {sorted(data)}. "
-                "Warm-start from a model trained on the same columns, or add the column to params:columns."
-            )
-        if data[column] != (role, dtype):
-            raise ValueError(
-                f"{KEY}.warm_start: the warm-start model ('{WARM_START_ENTRY}') takes '{column}' as a {role} "
-                f"column ({dtype} input), but params:columns makes it {data[column][0]} ({data[column][1]} input). "
-                "Give the column the same role as in the model's training, or warm-start from another model."
-            )
-
-
-def embedding_columns(roles: ColumnRoles, params: ModellingParams) -> list[str]:
-    """The text columns whose embeddings start from the word vectors.
-
-    Raises:
-        ValueError: when ``transfer.embeddings.columns`` names a column that is not a text column, or there is none.
-    """
-    wanted = params.transfer.embeddings.columns
-    if params.text.encoder != "embedding":
-        raise ValueError(
-            f"{KEY}.embeddings starts word embeddings, but params:modelling.text.encoder is "
-            f"'{params.text.encoder}', which has none; set text.encoder: embedding or disable {KEY}.embeddings."
-        )
-    if wanted is None:
-        if not roles.text:
-            raise ValueError(
-                f"{KEY}.embeddings is enabled but params:columns.text lists no text column; list one or disable it."
-            )
-        return list(roles.text)
-    unknown = [column for column in wanted if column not in roles.text]
-    if unknown:
-        raise ValueError(
-            f"{KEY}.embeddings.columns names {unknown}, which are not text columns {list(roles.text)} of "
-            "params:columns.text."
-        )
-    return list(wanted)
-
-
-def check_sources(
-    sources: TransferSources | None, roles: ColumnRoles, params: ModellingParams
-) -> TransferSources:
-    """Check the sources against the parameters and the data's columns, before any model is built.
-
-    Returns:
-        The sources the parameters use (an unused one is dropped).
-
-    Raises:
-        ValueError: naming the key when an enabled source is missing or does not fit the data or the parameters.
-    """
-    settings = params.transfer
-    sources = sources or TransferSources()
-    model = words = None
-    if settings.warm_start.enabled:
-        if sources.model is None:
-            raise ValueError(
-                f"{KEY}.warm_start.enabled is true, but the catalog entry '{WARM_START_ENTRY}' gave no model: put "
-                "the saved .keras model at its filepath (conf/<env>/catalog_modelling.yml) or disable the warm start."
-            )
-        check_warm_start_model(sources.model, roles)
-        model = sources.model
-    elif sources.model is not None:
-        logger.info(
-            "'%s' is present but %s.warm_start is disabled: not used.", WARM_START_ENTRY, KEY
-        )
-    if settings.embeddings.enabled:
-        if sources.word_vectors is None:
-            raise ValueError(
-                f"{KEY}.embeddings.enabled is true, but the catalog entry '{WORD_VECTORS_ENTRY}' gave no word "
-                "vectors: put the GloVe/word2vec text file at its filepath (conf/<env>/catalog_modelling.yml) or "
-                "disable the pretrained embeddings."
-            )
-        embedding_columns(roles, params)
-        dimension = sources.word_vectors.dimension
-        if dimension != params.text.embedding_dim:
-            raise ValueError(
-                f"params:modelling.text.embedding_dim is {params.text.embedding_dim}, but the word vectors of "
-                f"'{WORD_VECTORS_ENTRY}' have {dimension} values ({KEY}.embeddings); set text.embedding_dim to "
-                f"{dimension} or use a file of {params.text.embedding_dim}-value vectors."
-            )
-        words = sources.word_vectors
-    elif sources.word_vectors is not None:
-        logger.info(
-            "'%s' is present but %s.embeddings is disabled: not used.", WORD_VECTORS_ENTRY, KEY
-        )
-    return TransferSources(model, words)
-
-
-def member_sources(sources: TransferSources | None, index: int) -> TransferSources | None:
-    """The sources of seed model ``index``: from a warm-start seed ensemble, its member ``index`` (cycling through
-    the members when more seeds are trained than it has), as a single model with the usual layer names."""
-    if sources is None or sources.model is None:
-        return sources
-    from deep_learning_workflow.models.ensemble import member_count, member_model
-
-    count = member_count(sources.model)
-    if count == 1:
-        return sources
-    return TransferSources(member_model(sources.model, index % count), sources.word_vectors)
-
-
-def _inbound(entry: Mapping[str, Any]) -> list[str]:
-    """Names of the layers feeding a layer, from a functional model's config entry."""
-    nodes = entry.get("inbound_nodes") or []
-    if len(nodes) != 1 or not nodes[0].get("args"):
-        return []
-    tensors = nodes[0]["args"][0]
-    tensors = tensors if isinstance(tensors, list) else [tensors]
-    return [
-        tensor["config"]["keras_history"][0]
-        for tensor in tensors
-        if isinstance(tensor, dict) and "keras_history" in tensor.get("config", {})
+def _check_listed(
+    listed: list[str], weighted: list[str], source_layers: set[str], from_vectors: dict[str, str]
+) -> None:
+    """Raise naming every layer of ``transfer.warm_start.layers`` that cannot start from the warm-start model."""
+    problems = [
+        f"'{name}' is not a layer with weights of the model being trained ({weighted})"
+        for name in listed
+        if name not in weighted
     ]
+    problems += [
+        f"'{name}' is not in the warm-start model (its layers with weights: {sorted(source_layers)})"
+        for name in listed
+        if name in weighted and name not in source_layers
+    ]
+    problems += [
+        f"'{name}' also starts from '{WORD_VECTORS_ENTRY}' ({KEY}.embeddings); keep one source"
+        for name in listed
+        if name in from_vectors
+    ]
+    if problems:
+        raise ValueError(f"{KEY}.warm_start.layers: " + "; ".join(problems) + ".")
 
 
-def _input_names(model: Any, layer: str) -> list[tuple[Any, ...]] | None:
-    """What each input column of ``layer`` stands for (a numeric column, a category, an embedding dimension).
-
-    None when the layer's input is not a concatenation of preprocessing outputs (e.g. a deeper hidden layer).
-    """
-    entries = {entry["name"]: entry for entry in model.get_config()["layers"]}
-
-    def names(producer: str) -> list[tuple[Any, ...]] | None:
-        entry = entries.get(producer)
-        if entry is None:
-            return None
-        if entry["class_name"] == "Concatenate":
-            parts = [names(name) for name in _inbound(entry)]
-            return None if any(p is None for p in parts) else [n for p in parts for n in p]
-        if entry["class_name"] == "PeriodicEmbedding":
-            inbound = _inbound(entry)
-            values = names(inbound[0]) if len(inbound) == 1 else None
-            size = entry["config"]["embedding_dim"]
-            return (
-                None
-                if values is None
-                else [("plr", *v[1:], d) for v in values for d in range(size)]
-            )
-        kind, column = split_layer_name(producer) or ("", "")
-        if kind in ("flatten", "normalize"):
-            vectorize = model.get_layer(layer_name("vectorize", column))
-            return [("token", column, token) for token in vectorize.get_vocabulary()]
-        if kind in ("impute", "clip", "scale"):
-            return [("value", column)]
-        if kind == "missing":
-            return [("missing", column)]
-        if kind == "lookup" and entry["config"].get("output_mode") == "one_hot":
-            return [
-                ("category", column, token) for token in model.get_layer(producer).get_vocabulary()
-            ]
-        if kind == "pool":
-            dimension = model.get_layer(layer_name("embed", column)).output_dim
-            return [("embedding", column, d) for d in range(dimension)]
-        return None
-
-    inbound = _inbound(entries.get(layer, {}))
-    return names(inbound[0]) if len(inbound) == 1 else None
+def _warm_start_weights(
+    parts: Any,
+    settings: TransferParams,
+    source: Any,
+    weighted: list[str],
+    from_vectors: dict[str, str],
+) -> tuple[dict[str, list[np.ndarray]], dict[str, str], dict[str, str]]:
+    """The weights taken from the warm-start model, what was copied, and the layers kept fresh with why."""
+    weights: dict[str, list[np.ndarray]] = {}
+    copied: dict[str, str] = {}
+    fresh: dict[str, str] = {}
+    source_layers = {layer.name for layer in source.layers if layer.weights}
+    listed = settings.warm_start.layers
+    if listed is not None:
+        _check_listed(listed, weighted, source_layers, from_vectors)
+    for name in listed if listed is not None else weighted:
+        if name in from_vectors:
+            continue
+        if name not in source_layers:
+            fresh[name] = "not in the warm-start model"
+            continue
+        values, note = matched_weights(name, parts.model, source)
+        if values is None and listed is not None:
+            raise ValueError(f"{KEY}.warm_start.layers: '{name}' does not match: {note}.")
+        if values is None:
+            fresh[name] = note
+        else:
+            weights[name], copied[name] = values, note
+    if not weights:
+        raise ValueError(
+            f"{KEY}.warm_start: no layer of the warm-start model ('{WARM_START_ENTRY}') matches the model being "
+            f"trained ({fresh}); check that it was trained with the same hidden layers, units and embedding "
+            "dimensions."
+        )
+    return weights, copied, fresh
 
 
-def _vocabulary(model: Any, column: str) -> list[str] | None:
-    for kind in ("vectorize", "lookup"):
-        layer = column_layer(model, kind, column)
-        if layer is not None:
-            return [str(token) for token in layer.get_vocabulary()]
-    return None
-
-
-def _shape_note(target: list[np.ndarray], source: list[np.ndarray]) -> str:
-    return f"shapes {[list(w.shape) for w in target]} here, {[list(w.shape) for w in source]} in the warm-start model"
-
-
-def _by_rows(
-    target: np.ndarray, source: np.ndarray, target_keys: list[Any], source_keys: list[Any]
-) -> tuple[np.ndarray, int]:
-    """``target`` with each row whose key the source also has replaced by the source's row of that key."""
-    index = {key: row for row, key in reversed(list(enumerate(source_keys)))}
-    result = target.copy()
+def _word_vector_weights(
+    parts: Any, name: str, column: str, word_vectors: Any
+) -> tuple[list[np.ndarray], str]:
+    """The embedding ``name`` of text column ``column`` with each vocabulary token's row from the word vectors."""
+    tokens = vocabulary(parts.model, column) or []
+    index: dict[str, int] = {}
+    for row, token in enumerate(word_vectors.tokens):
+        index.setdefault(standardize_token(token), row)
+    matrix = np.asarray(parts.head.get_layer(name).get_weights()[0]).copy()
     matched = 0
-    for row, key in enumerate(target_keys):
-        if key in index:
-            result[row] = source[index[key]]
+    for row, token in enumerate(tokens[_TEXT_SPECIAL_ROWS:], start=_TEXT_SPECIAL_ROWS):
+        if token in index:
+            matrix[row] = word_vectors.vectors[index[token]]
             matched += 1
-    return result, matched
-
-
-def _matched_weights(
-    name: str, target_model: Any, source_model: Any
-) -> tuple[list[np.ndarray] | None, str]:
-    """The weights of layer ``name`` taken from the source model, or None and why not."""
-    target = [np.asarray(w) for w in target_model.get_layer(name).get_weights()]
-    source = [np.asarray(w) for w in source_model.get_layer(name).get_weights()]
-    if len(target) != len(source):
-        return None, f"{len(target)} weight arrays here, {len(source)} in the warm-start model"
-    split = split_layer_name(name)
-    column = split[1] if split is not None and split[0] == "embed" else None
-    vocabularies = (
-        (_vocabulary(target_model, column), _vocabulary(source_model, column)) if column else None
-    )
-    if vocabularies and None not in vocabularies:
-        if target[0].shape[1] != source[0].shape[1]:
-            return None, (
-                f"embedding dimension {target[0].shape[1]} here, {source[0].shape[1]} in the warm-start model"
-            )
-        matrix, matched = _by_rows(target[0], source[0], *vocabularies)
-        if not matched:
-            return None, "no token or category in common with the warm-start model's vocabulary"
-        return [matrix], f"{matched} of {len(vocabularies[0])} rows matched by token"
-    keys = (_input_names(target_model, name), _input_names(source_model, name))
-    if name.startswith("hidden_") and None not in keys and keys[0] != keys[1]:
-        # The kernel's rows stand for the input columns (numeric columns, one-hot categories, embedding
-        # dimensions); with other vocabularies or columns they sit elsewhere, so they are matched by what they are.
-        if target[0].shape[1:] != source[0].shape[1:] or [w.shape for w in target[1:]] != [
-            w.shape for w in source[1:]
-        ]:
-            return None, _shape_note(target, source)
-        kernel, matched = _by_rows(target[0], source[0], *keys)
-        if not matched:
-            return None, "no input column in common with the warm-start model"
-        return [kernel, *source[1:]], f"{matched} of {len(keys[0])} input rows matched by column"
-    if [w.shape for w in target] != [w.shape for w in source]:
-        return None, _shape_note(target, source)
-    return source, "copied"
+    known = len(tokens) - _TEXT_SPECIAL_ROWS
+    if not matched:
+        raise ValueError(
+            f"{KEY}.embeddings: no token of the vocabulary of '{column}' ({known} tokens, e.g. "
+            f"{tokens[_TEXT_SPECIAL_ROWS : _TEXT_SPECIAL_ROWS + 5]}) is in '{WORD_VECTORS_ENTRY}'; check "
+            "that the file holds words of the same language and tokenisation."
+        )
+    return [matrix], f"{matched} of {known} tokens from {WORD_VECTORS_ENTRY}"
 
 
 def plan_transfer(
@@ -352,65 +182,13 @@ def plan_transfer(
         else {}
     )
     if sources.model is not None:
-        source_layers = {layer.name for layer in sources.model.layers if layer.weights}
-        listed = settings.warm_start.layers
-        if listed is not None:
-            problems = [
-                f"'{name}' is not a layer with weights of the model being trained ({weighted})"
-                for name in listed
-                if name not in weighted
-            ]
-            problems += [
-                f"'{name}' is not in the warm-start model (its layers with weights: {sorted(source_layers)})"
-                for name in listed
-                if name in weighted and name not in source_layers
-            ]
-            problems += [
-                f"'{name}' also starts from '{WORD_VECTORS_ENTRY}' ({KEY}.embeddings); keep one source"
-                for name in listed
-                if name in from_vectors
-            ]
-            if problems:
-                raise ValueError(f"{KEY}.warm_start.layers: " + "; ".join(problems) + ".")
-        for name in listed if listed is not None else weighted:
-            if name in from_vectors:
-                continue
-            if name not in source_layers:
-                fresh[name] = "not in the warm-start model"
-                continue
-            values, note = _matched_weights(name, parts.model, sources.model)
-            if values is None and listed is not None:
-                raise ValueError(f"{KEY}.warm_start.layers: '{name}' does not match: {note}.")
-            if values is None:
-                fresh[name] = note
-            else:
-                weights[name], copied[name] = values, note
-        if not weights:
-            raise ValueError(
-                f"{KEY}.warm_start: no layer of the warm-start model ('{WARM_START_ENTRY}') matches the model being "
-                f"trained ({fresh}); check that it was trained with the same hidden layers, units and embedding "
-                "dimensions."
-            )
+        weights, copied, fresh = _warm_start_weights(
+            parts, settings, sources.model, weighted, from_vectors
+        )
     for name, column in from_vectors.items():
-        vocabulary = _vocabulary(parts.model, column) or []
-        index: dict[str, int] = {}
-        for row, token in enumerate(sources.word_vectors.tokens):
-            index.setdefault(standardize_token(token), row)
-        matrix = np.asarray(parts.head.get_layer(name).get_weights()[0]).copy()
-        matched = 0
-        for row, token in enumerate(vocabulary[_TEXT_SPECIAL_ROWS:], start=_TEXT_SPECIAL_ROWS):
-            if token in index:
-                matrix[row] = sources.word_vectors.vectors[index[token]]
-                matched += 1
-        known = len(vocabulary) - _TEXT_SPECIAL_ROWS
-        if not matched:
-            raise ValueError(
-                f"{KEY}.embeddings: no token of the vocabulary of '{column}' ({known} tokens, e.g. "
-                f"{vocabulary[_TEXT_SPECIAL_ROWS : _TEXT_SPECIAL_ROWS + 5]}) is in '{WORD_VECTORS_ENTRY}'; check "
-                "that the file holds words of the same language and tokenisation."
-            )
-        weights[name] = [matrix]
-        copied[name] = f"{matched} of {known} tokens from {WORD_VECTORS_ENTRY}"
+        weights[name], copied[name] = _word_vector_weights(
+            parts, name, column, sources.word_vectors
+        )
     for name in weighted:
         if name not in weights and name not in fresh:
             fresh[name] = "no source"

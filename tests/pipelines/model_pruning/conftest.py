@@ -83,3 +83,12 @@ def trained(splits) -> tuple[Any, dict[str, Any]]:
         "params": as_params(MODELLING).model_dump(mode="json"),
     }
     return result.model, metadata
+
+
+def pruning_setup(metadata: dict[str, Any], splits: dict[str, pd.DataFrame]) -> Any:
+    """What the pruning nodes share, gathered by the pipeline's first node from the test settings."""
+    from deep_learning_workflow.pipelines.model_pruning.setup import prepare_pruning
+
+    return prepare_pruning(
+        metadata, splits["train"], splits["train_balanced"], splits["val"], PRUNING, PROBLEM, 42
+    )

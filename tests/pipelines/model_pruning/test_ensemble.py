@@ -12,7 +12,7 @@ from deep_learning_workflow.pipelines.model_pruning.measure import describe_vari
 from deep_learning_workflow.pipelines.model_pruning.nodes import prune_model
 from deep_learning_workflow.pipelines.model_pruning.pruning import metadata_roles
 
-from .conftest import MODELLING, PROBLEM, PRUNING, ROLES
+from .conftest import MODELLING, ROLES, pruning_setup
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +39,7 @@ def test_pruning_an_ensemble_prunes_each_seed_model_and_keeps_the_average(
     ensemble_and_metadata, splits
 ):
     model, metadata = ensemble_and_metadata
-    pruned, report = prune_model(
-        model,
-        metadata,
-        splits["train"],
-        splits["train_balanced"],
-        splits["val"],
-        PRUNING,
-        PROBLEM,
-        42,
-    )
+    pruned, report = prune_model(model, pruning_setup(metadata, splits))
     assert member_count(pruned) == 2 and report["ensemble_members"] == 2
     assert sorted(row["layer"] for row in report["layers"]) == sorted(
         f"member{m}_{name}" for m in (1, 2) for name in ("hidden_1", "hidden_2", "probabilities")

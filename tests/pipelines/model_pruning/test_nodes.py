@@ -8,28 +8,19 @@ import plotly.graph_objects as go
 import pytest
 
 from deep_learning_workflow.pipelines.model_pruning.nodes import (
-    plot_pruning_tradeoff,
     prune_model,
     tabulate_pruning_tradeoff,
 )
+from deep_learning_workflow.pipelines.model_pruning.plots import plot_pruning_tradeoff
 from deep_learning_workflow.pipelines.model_pruning.pruning import magnitude_mask
 
-from .conftest import PROBLEM, PRUNING
+from .conftest import PRUNING, pruning_setup
 
 
 @pytest.fixture(scope="module")
 def pruned(trained, splits):
     model, metadata = trained
-    return prune_model(
-        model,
-        metadata,
-        splits["train"],
-        splits["train_balanced"],
-        splits["val"],
-        PRUNING,
-        PROBLEM,
-        42,
-    )
+    return prune_model(model, pruning_setup(metadata, splits))
 
 
 def test_prune_model_reports_exact_sparsity_per_layer(trained, pruned):
@@ -57,16 +48,7 @@ def test_tradeoff_table_has_a_row_per_sparsity_with_the_four_figures(trained, sp
     model, metadata = trained
     pruned_model, report = pruned
     table, frame = tabulate_pruning_tradeoff(
-        model,
-        pruned_model,
-        report,
-        metadata,
-        splits["train"],
-        splits["train_balanced"],
-        splits["val"],
-        PRUNING,
-        PROBLEM,
-        42,
+        model, pruned_model, report, pruning_setup(metadata, splits)
     )
     assert table["primary_metric"] == "pr_auc" and table["target_sparsity"] == 0.5
     rows = table["rows"]

@@ -19,6 +19,7 @@ def test_everything_sits_in_the_pruned_namespace_and_evaluation_judges_the_prune
     validation = {f"{NAMESPACE}.{node.name}" for node in create_validation_pipeline().nodes}
     assert validation <= names
     assert names - validation == {
+        "pruned.prepare_pruning",
         "pruned.prune_model",
         "pruned.tabulate_pruning_tradeoff",
         "pruned.plot_pruning_tradeoff",

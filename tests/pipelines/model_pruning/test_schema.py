@@ -12,8 +12,8 @@ from kedro.pipeline import Pipeline
 from deep_learning_workflow.hooks import ValidateParametersHook
 from deep_learning_workflow.parameters import parse, validate_parameters
 from deep_learning_workflow.pipelines.model_pruning import create_pipeline
-from deep_learning_workflow.pipelines.model_pruning.nodes import prune_model
 from deep_learning_workflow.pipelines.model_pruning.schema import PruningParams
+from deep_learning_workflow.pipelines.model_pruning.setup import prepare_pruning
 
 from .conftest import PROBLEM, PRUNING
 
@@ -53,12 +53,12 @@ def test_the_hook_refuses_a_bad_sparsity_before_the_first_node():
             "params:seed": MemoryDataset(42),
         }
     )
-    pipeline: Pipeline = create_pipeline().only_nodes("pruned.prune_model")
+    pipeline: Pipeline = create_pipeline().only_nodes("pruned.prepare_pruning")
     with pytest.raises(ValueError, match=r"pruning\.target_sparsity"):
         ValidateParametersHook().before_pipeline_run({}, pipeline, catalog)
 
 
 def test_the_node_refuses_a_bad_sparsity_before_touching_the_model():
-    # No model, metadata or data: the parameters are parsed first, so nothing is loaded or trained.
+    # No model, metadata or data: the first node parses the parameters, so nothing is loaded or trained.
     with pytest.raises(ValueError, match=r"pruning\.target_sparsity"):
-        prune_model(None, {}, None, None, None, {**PRUNING, "target_sparsity": 1.5}, PROBLEM, 42)
+        prepare_pruning({}, None, None, None, {**PRUNING, "target_sparsity": 1.5}, PROBLEM, 42)

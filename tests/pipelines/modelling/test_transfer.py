@@ -15,7 +15,7 @@ from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.datasets import KerasModelDataset, WordVectors, WordVectorsDataset
 from deep_learning_workflow.datasets.word_vectors import parse_word_vectors
 from deep_learning_workflow.model_inputs import predict_probabilities
-from deep_learning_workflow.models import fitting, transfer
+from deep_learning_workflow.models import fitting, transfer, weight_matching
 from deep_learning_workflow.models.builder import build_model_parts
 from deep_learning_workflow.models.fitting import train_model
 from deep_learning_workflow.models.preprocessing import fit_preprocessing
@@ -125,8 +125,8 @@ def test_warm_start_copies_matching_layers_by_token_and_column_and_leaves_the_ot
     assert {"coffee", "tea"} & set(target_vocabulary) - set(source_vocabulary)
 
     # The first hidden layer's input rows follow the columns: the new brand's row stays fresh.
-    source_names = transfer._input_names(source_model, "hidden_1")
-    target_names = transfer._input_names(parts.model, "hidden_1")
+    source_names = weight_matching.input_names(source_model, "hidden_1")
+    target_names = weight_matching.input_names(parts.model, "hidden_1")
     assert ("category", "brand", "c") in target_names and (
         "category",
         "brand",

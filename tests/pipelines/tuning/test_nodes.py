@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -11,21 +12,18 @@ from optuna.trial import TrialState
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
 from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse
+from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
 from deep_learning_workflow.pipelines.tuning.nodes import (
     merge_best_params,
     run_study,
-    seed_summary,
     select_best_params,
 )
+from deep_learning_workflow.pipelines.tuning.samplers import make_pruner, make_sampler
 from deep_learning_workflow.pipelines.tuning.schema import PrunerParams, SamplerParams, TuningParams
-from deep_learning_workflow.pipelines.tuning.study import (
-    make_objective,
-    make_pruner,
-    make_sampler,
-    merge_overrides,
-    open_study,
-    pruning_callback,
-)
+from deep_learning_workflow.pipelines.tuning.search_space import merge_overrides
+from deep_learning_workflow.pipelines.tuning.seeds import SeedJudge, seed_summary
+from deep_learning_workflow.pipelines.tuning.study import open_study
+from deep_learning_workflow.pipelines.tuning.trial import make_objective, pruning_callback
 
 from .helpers import MODELLING, PROBLEM, ROLES, splits, tuning_params
 
@@ -35,19 +33,31 @@ def frames():
     return splits()
 
 
-def _candidate(trial, values, greater=True):
-    """A candidate record as the retraining makes it, from the seeds' raw validation values."""
-    mean, sd, score = seed_summary(values, greater)
-    return {
-        "trial": trial,
-        "params": {"units": 32 * (trial + 1), "optimizer": "adam"},
-        "search_value": max(values),
-        "seeds": [42, 43, 44],
-        "values": values,
-        "mean": mean,
-        "sd": sd,
-        "score": score,
+class _ScriptedJudge(SeedJudge):
+    """The real judgement over seeds, with each retraining's validation score read from a table instead of
+    trained: (units, seed) -> score."""
+
+    def retrain_score(self, params, seed, after=None, probabilities=None):
+        return self.measure[(params["units"], seed)]
+
+
+def _judged(raw_values, metric="pr_auc"):
+    """Candidate records as :meth:`SeedJudge.judge` makes them, from each trial's seeds' raw validation values."""
+    seeds = [42, 43, 44]
+    table = {
+        (32 * (trial + 1), seed): value
+        for trial, values in raw_values.items()
+        for seed, value in zip(seeds, values, strict=True)
     }
+    judge = _ScriptedJudge(frames={}, columns=ROLES, seeds=seeds, metric=metric, measure=table)
+    candidates = []
+    for trial, values in raw_values.items():
+        drawn = {"units": 32 * (trial + 1), "optimizer": "adam"}
+        study_trial = SimpleNamespace(number=trial, params=drawn, values=[max(values)])
+        # With one kept seed the saved model is a single seed's, judged by its pessimistic score.
+        params = merge_overrides({**MODELLING, "seed_selection": "best"}, drawn)
+        candidates.append(judge.judge(study_trial, params))
+    return candidates
 
 
 # Per trial, the validation PR-AUC of its three seeds: trial 1 has the best mean and the best single seed but
@@ -56,33 +66,54 @@ RAW_VALUES = {0: [0.636, 0.640, 0.644], 1: [0.610, 0.650, 0.690], 2: [0.600, 0.6
 
 
 def test_candidates_are_ranked_by_mean_minus_sd():
-    candidates = [_candidate(trial, values) for trial, values in RAW_VALUES.items()]
+    candidates = _judged(RAW_VALUES)
     best = select_best_params(candidates[::-1], PROBLEM, tuning_params())
     pessimistic = {t: statistics.mean(v) - statistics.stdev(v) for t, v in RAW_VALUES.items()}
     assert max(RAW_VALUES, key=lambda t: statistics.mean(RAW_VALUES[t])) == 1
     assert best["trial"] == max(pessimistic, key=pessimistic.get) == 0
-    assert best["params"] == candidates[0]["params"]
+    assert best["params"] == {"units": 32, "optimizer": "adam"}
     assert best["metric"] == "pr_auc" and best["direction"] == "maximize"
+    assert best["ranking"] == "mean - sd over seeds"
     assert best["validation"]["score"] == pytest.approx(pessimistic[0])
+    assert best["validation"]["values"] == RAW_VALUES[0]
     assert [c["trial"] for c in best["candidates"]] == [2, 1, 0]
     for record in best["candidates"]:
         assert record["score"] == pytest.approx(pessimistic[record["trial"]])
+        assert record["sd"] == pytest.approx(statistics.stdev(RAW_VALUES[record["trial"]]))
 
 
 def test_for_a_loss_the_ranking_is_mean_plus_sd():
     losses = {0: [0.35, 0.40, 0.45], 1: [0.419, 0.420, 0.421]}
-    candidates = [_candidate(trial, values, greater=False) for trial, values in losses.items()]
+    candidates = _judged(losses, metric="log_loss")
     best = select_best_params(
         candidates, {**PROBLEM, "primary_metric": "log_loss"}, tuning_params()
     )
     pessimistic = {t: statistics.mean(v) + statistics.stdev(v) for t, v in losses.items()}
     assert statistics.mean(losses[0]) < statistics.mean(losses[1])
     assert best["trial"] == min(pessimistic, key=pessimistic.get) == 1
+    assert best["validation"]["score"] == pytest.approx(pessimistic[1])
     assert best["direction"] == "minimize"
 
 
+def test_a_diverged_seed_leaves_the_candidate_without_a_score():
+    (candidate,) = _judged({0: [0.6, float("nan"), 0.62]})
+    assert candidate["values"] == [0.6, None, 0.62]
+    assert candidate["mean"] is None and candidate["score"] is None
+
+
+def test_seed_summary_matches_the_sample_statistics():
+    values = [0.61, 0.65, 0.69]
+    mean, sd, score = seed_summary(values, greater=True)
+    assert (mean, sd) == (
+        pytest.approx(statistics.mean(values)),
+        pytest.approx(statistics.stdev(values)),
+    )
+    assert score == pytest.approx(mean - sd)
+    assert seed_summary([0.5], greater=False) == (0.5, 0.0, 0.5)
+
+
 def test_no_finite_candidate_is_an_error():
-    diverged = {**_candidate(0, [0.4, 0.5, 0.6]), "score": None}
+    (diverged,) = _judged({0: [0.4, float("nan"), 0.6]})
     with pytest.raises(ValueError, match="every retraining diverged"):
         select_best_params([diverged], PROBLEM, tuning_params())
 
@@ -188,10 +219,7 @@ def test_a_diverging_trial_fails_and_the_study_goes_on(frames, tmp_path):
     }
     result = run_study(
         storage,
-        frames["train"],
-        frames["train_balanced"],
-        frames["val"],
-        ROLES,
+        gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
         MODELLING,
         PROBLEM,
         tuning,
@@ -216,7 +244,7 @@ def test_trial_score_matches_the_shared_metric_of_predicted_probabilities(frames
     from deep_learning_workflow.metrics import score
     from deep_learning_workflow.model_inputs import predict_probabilities
     from deep_learning_workflow.models.fitting import train_model
-    from deep_learning_workflow.pipelines.tuning.study import validation_score
+    from deep_learning_workflow.pipelines.tuning.trial import validation_score
 
     result = train_model(frames["train"], frames["val"], ROLES, MODELLING, 42)
     val = frames["val"]

@@ -25,12 +25,13 @@ from deep_learning_workflow.pipelines.evaluation.pipeline import (
 )
 from deep_learning_workflow.pipelines.modelling import create_pipeline as create_modelling
 from deep_learning_workflow.pipelines.tuning import create_pipeline
+from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
 from deep_learning_workflow.pipelines.tuning.nodes import run_study
 from deep_learning_workflow.pipelines.tuning.pipeline import (
     TUNED_MODELLING_PARAMS,
     create_search_pipeline,
 )
-from deep_learning_workflow.pipelines.tuning.study import merge_overrides
+from deep_learning_workflow.pipelines.tuning.search_space import merge_overrides
 from tests.config_files import read_base_yaml
 
 from .helpers import MODELLING, PROBLEM, ROLES, splits, tuning_params
@@ -99,10 +100,7 @@ def test_search_pipeline_finds_judges_and_records_the_best_parameters(tmp_path):
     }
     study = run_study(
         storage.load(),
-        frames["train"],
-        frames["train_balanced"],
-        frames["val"],
-        ROLES,
+        gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
         MODELLING,
         PROBLEM,
         tuning,
@@ -110,6 +108,23 @@ def test_search_pipeline_finds_judges_and_records_the_best_parameters(tmp_path):
     )
     assert {t.number: (t.value, t.datetime_complete) for t in study.trials} == before
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+def test_a_worker_run_by_the_study_tag_needs_only_catalog_inputs():
+    """``kedro run --pipelines tuning --tags tuning_study`` on each worker: the tagged nodes gather their own data."""
+    tagged = create_pipeline().only_nodes_with_tags("tuning_study")
+    assert {node.name for node in tagged.nodes} == {"gather_tuning_data", "run_study"}
+    assert tagged.inputs() == {
+        "tuning_storage",
+        "train",
+        "train_balanced",
+        "val",
+        "params:columns",
+        "params:modelling",
+        "params:problem",
+        "params:tuning",
+        "params:seed",
+    }
 
 
 def test_tuning_never_takes_the_test_split():

@@ -11,7 +11,7 @@ from deep_learning_workflow.pipelines.tuning.schema import (
     IntRange,
     TuningParams,
 )
-from deep_learning_workflow.pipelines.tuning.study import check_search_space
+from deep_learning_workflow.pipelines.tuning.search_space import check_search_space
 
 from .helpers import tuning_params
 

@@ -18,11 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
 from deep_learning_workflow.parameters import parse, validate_parameters
-from deep_learning_workflow.pipelines.tuning.nodes import (
-    plot_pareto_front,
-    run_study,
-    select_best_params,
-)
+from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
+from deep_learning_workflow.pipelines.tuning.nodes import run_study, select_best_params
 from deep_learning_workflow.pipelines.tuning.pareto import (
     Point,
     pareto_front,
@@ -35,6 +32,7 @@ from deep_learning_workflow.pipelines.tuning.pipeline import (
     TUNED_MODELLING_PARAMS,
     create_search_pipeline,
 )
+from deep_learning_workflow.pipelines.tuning.plots import plot_pareto_front
 from deep_learning_workflow.pipelines.tuning.schema import PickParams, TuningParams
 from deep_learning_workflow.pipelines.tuning.study import open_study
 
@@ -197,10 +195,7 @@ def test_bad_combinations_are_refused_before_any_trial(tmp_path, tuning, key):
     with pytest.raises(ValueError, match=key):
         run_study(
             storage,
-            frames["train"],
-            frames["train_balanced"],
-            frames["val"],
-            ROLES,
+            gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
             MODELLING,
             PROBLEM,
             tuning_params(**tuning),

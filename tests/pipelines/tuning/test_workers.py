@@ -19,6 +19,7 @@ import yaml
 from optuna.trial import TrialState
 
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
+from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
 from deep_learning_workflow.pipelines.tuning.nodes import run_study
 
 from .helpers import MODELLING, PROBLEM, RAW, ROLES, splits, tuning_params
@@ -97,10 +98,7 @@ def test_two_workers_share_one_postgres_study_up_to_the_cap(tmp_path):
         go.touch()
         run_study(
             storage,
-            frames["train"],
-            frames["train_balanced"],
-            frames["val"],
-            ROLES,
+            gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
             MODELLING,
             PROBLEM,
             tuning,
@@ -154,10 +152,7 @@ def test_a_killed_worker_trial_fails_and_is_retried_without_redoing_completed_on
     frames = splits()
     study = run_study(
         storage,
-        frames["train"],
-        frames["train_balanced"],
-        frames["val"],
-        ROLES,
+        gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
         modelling,
         PROBLEM,
         tuning,

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import PROBLEM, ROLES, splits  # noqa: E402
 
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset  # noqa: E402
+from deep_learning_workflow.pipelines.tuning.data import gather_tuning_data
 from deep_learning_workflow.pipelines.tuning.nodes import run_study  # noqa: E402
 
 
@@ -36,10 +37,7 @@ def main(config_path: str) -> None:
             time.sleep(0.05)
     run_study(
         storage,
-        frames["train"],
-        frames["train_balanced"],
-        frames["val"],
-        ROLES,
+        gather_tuning_data(frames["train"], frames["train_balanced"], frames["val"], ROLES),
         config["modelling"],
         PROBLEM,
         config["tuning"],

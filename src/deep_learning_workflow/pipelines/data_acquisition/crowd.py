@@ -40,6 +40,29 @@ def _json_number(value: float) -> float | None:
     return None if np.isnan(value) else round(float(value), 6)
 
 
+def _checked_votes(annotations: pd.DataFrame, needed: list[str]) -> pd.DataFrame:
+    """The (item, annotator, label) rows with a label, after checking the columns and one vote per pair.
+
+    Raises:
+        ValueError: when a column is missing or an annotator labelled the same item twice.
+    """
+    missing = [column for column in needed if column not in annotations]
+    if missing:
+        raise ValueError(
+            f"Dataset '{ANNOTATIONS_DATASET}' has no column {missing}; it has {list(annotations.columns)}. "
+            f"Fix {KEY}.sources.crowd (item_column, annotator_column, label_column)."
+        )
+    votes = annotations[needed].dropna()
+    repeated = votes.duplicated(needed[:2])
+    if repeated.any():
+        example = votes.loc[repeated, needed[:2]].iloc[0].tolist()
+        raise ValueError(
+            f"Dataset '{ANNOTATIONS_DATASET}': {int(repeated.sum())} repeated (item, annotator) pairs, e.g. "
+            f"{example}; keep one label per annotator and item."
+        )
+    return votes
+
+
 def aggregate_annotations(
     annotations: pd.DataFrame, parameters: dict[str, Any], columns: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -71,21 +94,7 @@ def aggregate_annotations(
         raise ValueError(
             f"{KEY}.sources.crowd.item_column is needed when params:columns.key is null."
         )
-    needed = [item, crowd.annotator_column, crowd.label_column]
-    missing = [column for column in needed if column not in annotations]
-    if missing:
-        raise ValueError(
-            f"Dataset '{ANNOTATIONS_DATASET}' has no column {missing}; it has {list(annotations.columns)}. "
-            f"Fix {KEY}.sources.crowd (item_column, annotator_column, label_column)."
-        )
-    votes = annotations[needed].dropna()
-    repeated = votes.duplicated([item, crowd.annotator_column])
-    if repeated.any():
-        example = votes.loc[repeated, [item, crowd.annotator_column]].iloc[0].tolist()
-        raise ValueError(
-            f"Dataset '{ANNOTATIONS_DATASET}': {int(repeated.sum())} repeated (item, annotator) pairs, e.g. "
-            f"{example}; keep one label per annotator and item."
-        )
+    votes = _checked_votes(annotations, [item, crowd.annotator_column, crowd.label_column])
     overall = votes[crowd.label_column].value_counts()
     order = sorted(overall.index, key=lambda label: (-overall[label], str(label)))
     counts = pd.crosstab(votes[item], votes[crowd.label_column]).reindex(

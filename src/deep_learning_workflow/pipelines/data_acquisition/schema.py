@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from deep_learning_workflow.datasets.web_api import DtypeName
+from deep_learning_workflow.datasets.web_source import DtypeName
 from deep_learning_workflow.parameters import Parameters, register
 
 MIN_SALT_LENGTH = 16

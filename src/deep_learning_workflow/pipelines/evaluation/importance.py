@@ -18,7 +18,7 @@ from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.pipelines.evaluation.plots import LAYOUT
 from deep_learning_workflow.pipelines.evaluation.predictions import setup_of, split_labels
-from deep_learning_workflow.pipelines.evaluation.report import METRIC_NAMES
+from deep_learning_workflow.pipelines.evaluation.wording import METRIC_NAMES
 
 REPEATS = 5
 

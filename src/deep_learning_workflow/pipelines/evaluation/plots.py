@@ -41,8 +41,18 @@ def _curve_columns(predictions: Mapping[str, Any]) -> list[tuple[str, str, int]]
     return [(CANDIDATE, label, column) for column, label in enumerate(classes)]
 
 
-def _trace_name(candidate: str, label: str, binary: bool) -> str:
-    return candidate if binary else f"{candidate}: {label} vs rest"
+def _curves(predictions: Mapping[str, Any]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(trace name, truth, scores) of each ROC or precision-recall curve: one a candidate when binary, else one a
+    class of the model, one-vs-rest."""
+    binary = len(predictions["classes"]) == 2
+    return [
+        (
+            candidate if binary else f"{candidate}: {label} vs rest",
+            predictions["labels"] == label,
+            predictions["probabilities"][candidate][:, column],
+        )
+        for candidate, label, column in _curve_columns(predictions)
+    ]
 
 
 def confusion_rates(counts: np.ndarray) -> np.ndarray:
@@ -91,22 +101,11 @@ def plot_confusion_matrix(validation_metrics: Mapping[str, Any]) -> go.Figure:
 
 def plot_roc_curves(validation_predictions: Mapping[str, Any]) -> go.Figure:
     """ROC curves of the model and the baselines on the validation split (one-vs-rest per class if multi-class)."""
-    labels = validation_predictions["labels"]
-    binary = len(validation_predictions["classes"]) == 2
     figure = go.Figure()
-    for candidate, label, column in _curve_columns(validation_predictions):
-        truth = labels == label
-        scores = validation_predictions["probabilities"][candidate][:, column]
+    for name, truth, scores in _curves(validation_predictions):
         fpr, tpr, _ = roc_curve(truth, scores)
         area = roc_auc_score(truth, scores)
-        figure.add_trace(
-            go.Scatter(
-                x=fpr,
-                y=tpr,
-                mode="lines",
-                name=f"{_trace_name(candidate, label, binary)} (AUC {area:.3f})",
-            )
-        )
+        figure.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {area:.3f})"))
     figure.add_trace(
         go.Scatter(
             x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "grey"}
@@ -128,9 +127,7 @@ def plot_precision_recall_curves(
     labels = validation_predictions["labels"]
     binary = len(validation_predictions["classes"]) == 2
     figure = go.Figure()
-    for candidate, label, column in _curve_columns(validation_predictions):
-        truth = labels == label
-        scores = validation_predictions["probabilities"][candidate][:, column]
+    for name, truth, scores in _curves(validation_predictions):
         precision, recall, _ = precision_recall_curve(truth, scores)
         area = average_precision_score(truth, scores)
         figure.add_trace(
@@ -139,7 +136,7 @@ def plot_precision_recall_curves(
                 y=precision,
                 mode="lines",
                 line={"shape": "hv"},
-                name=f"{_trace_name(candidate, label, binary)} (AP {area:.3f})",
+                name=f"{name} (AP {area:.3f})",
             )
         )
     if binary and decision_threshold.get("threshold") is not None:

@@ -12,33 +12,15 @@ from typing import Any
 import pandas as pd
 
 from deep_learning_workflow.models.scoring import validation_score
-from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.problem import ProblemDefinition
 
 from .measure import describe_variant
-from .pruning import (
-    assemble,
-    fine_tune,
-    kernel_sparsity,
-    metadata_roles,
-    prune,
-    rebuild_members,
-)
-from .schema import PruningParams
+from .pruning import kernel_sparsity, metadata_roles
+from .setup import PruningSetup
 
 logger = logging.getLogger(__name__)
 
 
-def prune_model(  # noqa: PLR0913
-    model: Any,
-    model_metadata: Mapping[str, Any],
-    train: pd.DataFrame,
-    train_balanced: pd.DataFrame,
-    val: pd.DataFrame,
-    pruning: Mapping[str, Any],
-    problem: Mapping[str, Any],
-    seed: int,
-) -> tuple[Any, dict[str, Any]]:
+def prune_model(model: Any, pruning_setup: PruningSetup) -> tuple[Any, dict[str, Any]]:
     """Prune the trained model's dense kernels to ``target_sparsity`` and fine-tune it with the pruned weights at zero.
 
     The hidden layers and the output layer are pruned, each to the same sparsity by weight magnitude; embeddings
@@ -47,48 +29,47 @@ def prune_model(  # noqa: PLR0913
 
     Args:
         model: the trained Keras model.
-        model_metadata: its metadata (the parameters and roles it was built from).
-        train: the training split (the preprocessing's rows, to rebuild the model).
-        train_balanced: the rows the model's weights are fitted on.
-        val: validation rows: early stopping and the reported scores only.
-        pruning: ``params:pruning``.
-        problem: ``params:problem`` (the primary metric).
-        seed: ``params:seed``.
+        pruning_setup: the metadata, splits and settings (:func:`~.setup.prepare_pruning`).
 
     Returns:
         The pruned model (raw records in, like the trained one) and the pruning report: per-layer zeros, the
         primary validation metric of the trained, pruned and fine-tuned model, and the fine-tuning history.
     """
-    settings = parse(PruningParams, pruning, "pruning")
-    primary = parse(ProblemDefinition, problem, "problem").primary_metric
-    pruned, tuning, pruned_score = prune_members(
-        model, model_metadata, train, train_balanced, val, settings, primary, seed
-    )
-    roles, classes = metadata_roles(model_metadata), list(model_metadata["classes"])
-    trained_score = validation_score(model, val, roles, classes, primary)
-    tuned_score = validation_score(pruned, val, roles, classes, primary)
+    setup = pruning_setup
+    pruned, tuning, pruned_score = setup.prune(model)
+    roles, classes = metadata_roles(setup.model_metadata), list(setup.model_metadata["classes"])
+    scores = {
+        "trained": validation_score(model, setup.val, roles, classes, setup.primary),
+        "pruned": pruned_score,
+        "fine_tuned": validation_score(pruned, setup.val, roles, classes, setup.primary),
+    }
     logger.info(
         "Pruned to sparsity %.2f: validation %s %.4f (trained %.4f, before fine-tuning %.4f).",
-        settings.target_sparsity,
-        primary,
-        tuned_score,
-        trained_score,
+        setup.settings.target_sparsity,
+        setup.primary,
+        scores["fine_tuned"],
+        scores["trained"],
         pruned_score,
     )
-    report = {
+    return pruned, _pruning_report(setup, pruned, tuning, scores)
+
+
+def _pruning_report(
+    setup: PruningSetup, pruned: Any, tuning: list[dict[str, Any]], scores: dict[str, float]
+) -> dict[str, Any]:
+    settings = setup.settings
+    return {
         "target_sparsity": settings.target_sparsity,
-        "primary_metric": primary,
+        "primary_metric": setup.primary,
         "layers": kernel_sparsity(pruned),
         "ensemble_members": len(tuning),
-        "validation": {
-            "trained": trained_score,
-            "pruned": pruned_score,
-            "fine_tuned": tuned_score,
-        },
+        "validation": scores,
         # The sparsity is a parameter, not picked on validation; the pruned model inherits the trained one's
         # selection (a kept best seed is the best of several validation scores).
         "sparsity_chosen_on_validation": False,
-        "validation_selection_bias": bool(model_metadata.get("validation_selection_bias", False)),
+        "validation_selection_bias": bool(
+            setup.model_metadata.get("validation_selection_bias", False)
+        ),
         "fine_tuning": {
             "learning_rate": settings.learning_rate,
             "max_epochs": settings.epochs,
@@ -98,49 +79,13 @@ def prune_model(  # noqa: PLR0913
             "members": tuning,
         },
     }
-    return pruned, report
 
 
-def prune_members(  # noqa: PLR0913
-    model: Any,
-    model_metadata: Mapping[str, Any],
-    train: pd.DataFrame,
-    train_balanced: pd.DataFrame,
-    val: pd.DataFrame,
-    settings: PruningParams,
-    primary: str,
-    seed: int,
-    sparsity: float | None = None,
-) -> tuple[Any, list[dict[str, Any]], float]:
-    """Prune every seed model of ``model`` to ``sparsity`` (default: the target) and fine-tune each.
-
-    Returns:
-        The pruned model (an ensemble again when ``model`` is one), the fine-tuning record of each seed model
-        and the validation score before fine-tuning.
-    """
-    rebuilt = rebuild_members(model, model_metadata, train)
-    level = settings.target_sparsity if sparsity is None else sparsity
-    masks = [prune(member.parts, level) for member in rebuilt]
-    roles, classes = rebuilt[0].roles, rebuilt[0].classes
-    before = validation_score(assemble(rebuilt), val, roles, classes, primary)
-    tuning = [
-        fine_tune(member, mask, train_balanced, val, settings, primary, seed + index)
-        for index, (member, mask) in enumerate(zip(rebuilt, masks, strict=True))
-    ]
-    return assemble(rebuilt), tuning, before
-
-
-def tabulate_pruning_tradeoff(  # noqa: PLR0913
+def tabulate_pruning_tradeoff(
     model: Any,
     pruned_model: Any,
     pruning_report: Mapping[str, Any],
-    model_metadata: Mapping[str, Any],
-    train: pd.DataFrame,
-    train_balanced: pd.DataFrame,
-    val: pd.DataFrame,
-    pruning: Mapping[str, Any],
-    problem: Mapping[str, Any],
-    seed: int,
+    pruning_setup: PruningSetup,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Measure the trained model pruned to each of ``sparsities``: size on disk, latency, validation metric.
 
@@ -151,13 +96,8 @@ def tabulate_pruning_tradeoff(  # noqa: PLR0913
         model: the trained Keras model.
         pruned_model: the pruned model at ``target_sparsity``.
         pruning_report: its report (the score before fine-tuning, the epochs it took).
-        model_metadata: the trained model's metadata.
-        train: the training split (to rebuild the model; the serving schema for the latency figures).
-        train_balanced: the rows the fine-tuning fits on.
-        val: validation rows: early stopping, the scores and the records timed.
-        pruning: ``params:pruning``.
-        problem: ``params:problem``.
-        seed: ``params:seed``.
+        pruning_setup: the metadata, splits and settings (:func:`~.setup.prepare_pruning`); the training split
+            gives the serving schema for the latency figures, validation rows are scored and timed.
 
     Returns:
         The table as JSON (``primary_metric``, ``target_sparsity``, ``rows``) and as a frame, one row per
@@ -166,10 +106,10 @@ def tabulate_pruning_tradeoff(  # noqa: PLR0913
         ``latency_p95_ms`` (one record on the service's path), ``keras_latency_ms`` (``model(x)``),
         ``val_<primary metric>``, ``fine_tuning_epochs`` and ``val_<primary metric>_before_fine_tuning``.
     """
-    settings = parse(PruningParams, pruning, "pruning")
-    primary = parse(ProblemDefinition, problem, "problem").primary_metric
-    roles = metadata_roles(model_metadata)
-    classes = list(model_metadata["classes"])
+    setup = pruning_setup
+    settings, primary = setup.settings, setup.primary
+    roles = metadata_roles(setup.model_metadata)
+    classes = list(setup.model_metadata["classes"])
     score_key = f"val_{primary}"
     rows = []
     for sparsity in settings.sparsities:
@@ -180,14 +120,12 @@ def tabulate_pruning_tradeoff(  # noqa: PLR0913
             before = pruning_report["validation"]["pruned"]
             epochs = pruning_report["fine_tuning"]["epochs_run"]
         else:
-            variant, tuning, before = prune_members(
-                model, model_metadata, train, train_balanced, val, settings, primary, seed, sparsity
-            )
+            variant, tuning, before = setup.prune(model, sparsity)
             epochs = sum(t["epochs_run"] for t in tuning)
         row = {
             "sparsity": sparsity,
             **describe_variant(
-                variant, train, val, roles, classes, primary, settings.latency_records
+                variant, setup.train, setup.val, roles, classes, primary, settings.latency_records
             ),
             "fine_tuning_epochs": epochs,
         }
@@ -201,53 +139,5 @@ def tabulate_pruning_tradeoff(  # noqa: PLR0913
             row[score_key],
         )
         rows.append(row)
-    table = {
-        "primary_metric": primary,
-        "target_sparsity": settings.target_sparsity,
-        "rows": rows,
-    }
+    table = {"primary_metric": primary, "target_sparsity": settings.target_sparsity, "rows": rows}
     return table, pd.DataFrame(rows)
-
-
-def plot_pruning_tradeoff(pruning_tradeoff: Mapping[str, Any]) -> Any:
-    """The trade-off against sparsity: the primary validation metric, the size on disk and the latency.
-
-    Returns:
-        A plotly figure (kedro-viz previews it).
-    """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    primary = pruning_tradeoff["primary_metric"]
-    rows = pruning_tradeoff["rows"]
-    sparsity = [row["sparsity"] for row in rows]
-    figure = make_subplots(
-        rows=1,
-        cols=3,
-        subplot_titles=[
-            f"validation {primary}",
-            "size on disk (kB)",
-            "one record (ms, median)",
-        ],
-    )
-    figure.add_trace(
-        go.Scatter(x=sparsity, y=[row[f"val_{primary}"] for row in rows], name=primary),
-        row=1,
-        col=1,
-    )
-    for key, label in (("size_bytes", ".keras file"), ("gzip_bytes", "gzip-compressed")):
-        figure.add_trace(
-            go.Scatter(x=sparsity, y=[row[key] / 1000 for row in rows], name=label), row=1, col=2
-        )
-    for key, label in (("latency_ms", "service path"), ("keras_latency_ms", "model(x)")):
-        figure.add_trace(
-            go.Scatter(x=sparsity, y=[row[key] for row in rows], name=label), row=1, col=3
-        )
-    figure.add_vline(x=pruning_tradeoff["target_sparsity"], line={"dash": "dot", "color": "grey"})
-    figure.update_xaxes(title_text="sparsity of the dense kernels")
-    figure.update_layout(
-        title="Magnitude pruning: quality, size and latency (dotted: target sparsity)",
-        template="plotly_white",
-        height=420,
-    )
-    return figure

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import plot_pruning_tradeoff, prune_model, tabulate_pruning_tradeoff
+from .nodes import prune_model, tabulate_pruning_tradeoff
+from .plots import plot_pruning_tradeoff
+from .setup import prepare_pruning
 
 NAMESPACE = "pruned"
+SETUP = f"{NAMESPACE}.pruning_setup"
 PRUNED_MODEL = f"{NAMESPACE}.model"
 REPORT = f"{NAMESPACE}.pruning_report"
 TRADEOFF = f"{NAMESPACE}.tradeoff"
@@ -25,20 +28,33 @@ def create_pruning_pipeline() -> Pipeline:
     The nodes sit in the ``pruned`` namespace with the evaluation they feed, so kedro-viz draws the whole step as
     one collapsible group.
     """
-    data = ["model_metadata", "train", "train_balanced", "val"]
-    settings = ["params:pruning", "params:problem", "params:seed"]
     return Pipeline(
         [
             node(
+                prepare_pruning,
+                inputs=[
+                    "model_metadata",
+                    "train",
+                    "train_balanced",
+                    "val",
+                    "params:pruning",
+                    "params:problem",
+                    "params:seed",
+                ],
+                outputs=SETUP,
+                name="prepare_pruning",
+                namespace=NAMESPACE,
+            ),
+            node(
                 prune_model,
-                inputs=["model", *data, *settings],
+                inputs=["model", SETUP],
                 outputs=[PRUNED_MODEL, REPORT],
                 name="prune_model",
                 namespace=NAMESPACE,
             ),
             node(
                 tabulate_pruning_tradeoff,
-                inputs=["model", PRUNED_MODEL, REPORT, *data, *settings],
+                inputs=["model", PRUNED_MODEL, REPORT, SETUP],
                 outputs=[TRADEOFF, TRADEOFF_TABLE],
                 name="tabulate_pruning_tradeoff",
                 namespace=NAMESPACE,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ from deep_learning_workflow.metrics import positive_index, predict_labels
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.models.names import input_columns
 from deep_learning_workflow.parameters import Parameters, parse, register
-from deep_learning_workflow.versions import package_versions
 
 from .scoring_settings import ScoringSettings
 
@@ -166,7 +164,8 @@ def export_serving_bundle(
             None when no model was registered; recorded in the bundle when it names this model.
 
     Returns:
-        The bundle: metadata as documented in :mod:`deep_learning_workflow.bundle`, and the model.
+        The bundle: metadata as documented in :mod:`deep_learning_workflow.bundle`, and the model. The export
+        time and the package versions are stamped by ``RunRecordHook`` as the bundle is saved.
 
     Raises:
         ValueError: when the release gate failed or judged another model and ``serving.force_export`` is false, or
@@ -207,7 +206,6 @@ def export_serving_bundle(
         "model_version": fingerprint[:12],
         "model_sha256": fingerprint,
         "model_file": MODEL_FILE,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "classes": classes,
         "positive_class": positive_class,
         "decision_threshold": _threshold(decision_threshold, positive_class) if binary else None,
@@ -222,7 +220,6 @@ def export_serving_bundle(
             "forced": not (passed and judged),
         },
         "registry": _registry_entry(model_registration, fingerprint),
-        "versions": package_versions(),
     }
     return ServingBundle(metadata, model=model)
 

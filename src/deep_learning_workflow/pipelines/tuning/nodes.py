@@ -8,47 +8,33 @@ evaluation pipeline's test node under the ``tuned`` namespace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes, target_labels
 from deep_learning_workflow.datasets.optuna_storage import StudyStorage
 from deep_learning_workflow.metrics import GREATER_IS_BETTER
-from deep_learning_workflow.metrics import score as score_metric
-from deep_learning_workflow.model_inputs import predict_probabilities
-from deep_learning_workflow.models.fitting import TrainingDivergedError
 from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.problem import ProblemDefinition
 from deep_learning_workflow.progress import progress_bar
 
-from .objectives import COST_LABELS, COST_NAMES, make_cost, second_objective
-from .pareto import describe_rule, pick_candidate, plot_front, seed_candidates
+from .data import TuningData
+from .objectives import COST_NAMES, make_cost, second_objective
+from .pareto import describe_rule, pick_candidate, seed_candidates
 from .schema import TuningParams
-from .study import (
-    check_search_space,
-    completed_trials,
-    direction_of,
-    failure_summary,
-    make_objective,
-    merge_overrides,
-    open_study,
-    run_trials,
-    train_and_score,
-)
+from .search_space import check_search_space, merge_overrides
+from .seeds import SeedJudge, distinct_trials
+from .study import completed_trials, direction_of, failure_summary, open_study, run_trials
+from .trial import make_objective
 
 logger = logging.getLogger(__name__)
 
 
-def run_study(  # noqa: PLR0913
+def run_study(
     tuning_storage: StudyStorage,
-    train: pd.DataFrame,
-    train_balanced: pd.DataFrame,
-    val: pd.DataFrame,
-    columns: dict[str, Any],
+    tuning_data: TuningData,
     modelling: dict[str, Any],
     problem: dict[str, Any],
     tuning: dict[str, Any],
@@ -58,10 +44,7 @@ def run_study(  # noqa: PLR0913
 
     Args:
         tuning_storage: the opened storage (``OptunaStorageDataset``).
-        train: the real training rows: preprocessing is adapted on them.
-        train_balanced: the rows the weights are fitted on (``train`` after balancing).
-        val: the validation rows every trial is scored on.
-        columns: ``params:columns``.
+        tuning_data: the training, balanced training and validation rows, and ``params:columns``.
         modelling: ``params:modelling``; the search space overrides some of its keys.
         problem: ``params:problem``; the objective is its primary metric on validation.
         tuning: ``params:tuning``.
@@ -78,14 +61,17 @@ def run_study(  # noqa: PLR0913
     metric = parse(ProblemDefinition, problem, "problem").primary_metric
     check_search_space(modelling, settings)
     base = parse(ModellingParams, modelling, "modelling")
-    roles = parse(ColumnRoles, columns, "columns")
-    for name, frame in (("train", train), ("train_balanced", train_balanced), ("val", val)):
-        resolve_roles(frame, roles, name)
+    tuning_data.check_roles()
     epochs = settings.epochs or base.epochs
     study = open_study(tuning_storage, settings, metric, seed, epochs)
-    frames = {"train": train, "train_balanced": train_balanced, "val": val}
     objective = make_objective(
-        frames, columns, modelling, settings, metric, seed, cost=make_cost(settings, val)
+        tuning_data.frames,
+        tuning_data.columns,
+        modelling,
+        settings,
+        metric,
+        seed,
+        cost=make_cost(settings, tuning_data.val),
     )
     heartbeat = getattr(tuning_storage.storage, "get_heartbeat_interval", lambda: None)()
     with progress_bar(
@@ -146,12 +132,9 @@ def summarise_trials(study: Any) -> pd.DataFrame:
     return table.rename(columns={"duration": "duration_seconds"})
 
 
-def retrain_top_trials(  # noqa: PLR0913
+def retrain_top_trials(
     study: Any,
-    train: pd.DataFrame,
-    train_balanced: pd.DataFrame,
-    val: pd.DataFrame,
-    columns: dict[str, Any],
+    tuning_data: TuningData,
     modelling: dict[str, Any],
     problem: dict[str, Any],
     tuning: dict[str, Any],
@@ -178,120 +161,29 @@ def retrain_top_trials(  # noqa: PLR0913
     """
     settings = parse(TuningParams, tuning, "tuning")
     metric = parse(ProblemDefinition, problem, "problem").primary_metric
-    greater = GREATER_IS_BETTER[metric]
-    frames = {"train": train, "train_balanced": train_balanced, "val": val}
-    seeds = [int(seed) + offset for offset in range(settings.selection.seeds)]
     second = second_objective(settings)
+    judge = SeedJudge(
+        frames=tuning_data.frames,
+        columns=tuning_data.columns,
+        seeds=[int(seed) + offset for offset in range(settings.selection.seeds)],
+        metric=metric,
+        second=second,
+        measure=make_cost(settings, tuning_data.val),
+    )
     trials = completed_trials(study)
     limit = settings.selection.top_k
     if second is not None:
         trials = seed_candidates(
-            trials, settings.trade_off.pick, greater, limit, COST_NAMES[second]
+            trials, settings.trade_off.pick, GREATER_IS_BETTER[metric], limit, COST_NAMES[second]
         )
         limit = len(trials)
-    measure = make_cost(settings, val)
-    candidates: list[dict[str, Any]] = []
-    seen: set[tuple] = set()
-    for trial in trials:
-        key = tuple(sorted((name, repr(value)) for name, value in trial.params.items()))
-        if key in seen:
-            continue
-        seen.add(key)
-        params = merge_overrides(modelling, trial.params)
-        costs = [float(trial.values[1])] if second is not None else []
-        # A latency is measured again on each retrained model and the smallest kept: contention only adds time.
-        after = (
-            (lambda result, costs=costs: costs.append(measure(result)))
-            if second == "latency"
-            else None
-        )
-        probabilities: list[np.ndarray] = []
-        values = [
-            _retrain_score(frames, columns, params, s, metric, after, probabilities) for s in seeds
-        ]
-        mean, sd, pessimistic = seed_summary(values, greater)
-        averaged = _averages_seeds(params) and len(seeds) > 1
-        ensemble = _ensemble_value(probabilities, frames, columns, metric, len(seeds))
-        # What the modelling pipeline saves is judged: the mean of the seeds' probabilities when it averages
-        # them, else (one seed kept) the pessimistic mean - sd over seeds.
-        score = ensemble if averaged else pessimistic
-        candidates.append(
-            {
-                "trial": trial.number,
-                "params": dict(trial.params),
-                "search_value": float(trial.values[0]),
-                **({"cost": min(costs)} if second is not None else {}),
-                "seeds": seeds,
-                "values": [float(v) if np.isfinite(v) else None for v in values],
-                "mean": mean if np.isfinite(mean) else None,
-                "sd": sd if np.isfinite(sd) else None,
-                "ensemble_value": ensemble if np.isfinite(ensemble) else None,
-                "score": score if np.isfinite(score) else None,
-            }
-        )
-        logger.info("Trial %d over seeds %s: %s %.4f ± %.4f", trial.number, seeds, metric, mean, sd)
-        if len(candidates) == limit:
-            break
+    candidates = [
+        judge.judge(trial, merge_overrides(modelling, trial.params))
+        for trial in distinct_trials(trials)[:limit]
+    ]
     if not candidates:
         raise ValueError("The study has no completed trial to retrain; run the study first.")
     return candidates
-
-
-def seed_summary(values: Sequence[float], greater: bool) -> tuple[float, float, float]:
-    """The mean and sample standard deviation of one configuration's scores over seeds, and its pessimistic
-    score: mean - sd for a metric where greater is better, mean + sd otherwise (sd 0 for one seed)."""
-    mean = float(np.mean(values))
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return mean, sd, (mean - sd if greater else mean + sd)
-
-
-def _retrain_score(  # noqa: PLR0913
-    frames: Mapping[str, pd.DataFrame],
-    columns: dict[str, Any],
-    params: dict[str, Any],
-    seed: int,
-    metric: str,
-    after: Callable[[Any], None] | None = None,
-    probabilities: list[np.ndarray] | None = None,
-) -> float:
-    """The validation score of one retrained model; its validation probabilities appended to ``probabilities``."""
-
-    def keep(result: Any) -> None:
-        if probabilities is not None:
-            probabilities.append(predict_probabilities(result.model, frames["val"], result.roles))
-        if after is not None:
-            after(result)
-
-    try:
-        return train_and_score(frames, columns, params, seed, metric, after=keep)[0]
-    except TrainingDivergedError as error:
-        logger.warning("Retraining with seed %d diverged: %s", seed, error)
-        return float("nan")
-
-
-def _averages_seeds(params: Mapping[str, Any]) -> bool:
-    return parse(ModellingParams, params, "modelling").seed_selection == "average"
-
-
-def _ensemble_value(
-    probabilities: list[np.ndarray],
-    frames: Mapping[str, pd.DataFrame],
-    columns: dict[str, Any],
-    metric: str,
-    seeds: int,
-) -> float:
-    """The metric of the mean of the seeds' probabilities (what the saved seed ensemble returns); NaN when a
-    seed diverged or returned non-finite probabilities."""
-    if len(probabilities) != seeds or not all(np.isfinite(p).all() for p in probabilities):
-        return float("nan")
-    val = frames["val"]
-    roles = resolve_roles(val, parse(ColumnRoles, columns, "columns"), "val")
-    # The models' probability columns follow the training split's classes.
-    classes = target_classes(frames["train"][roles.target])
-    labels = target_labels(val[roles.target]).to_numpy()
-    return float(
-        score_metric(metric, labels, np.mean(probabilities, axis=0), classes, roles.positive_class)
-    )
 
 
 def select_best_params(
@@ -390,82 +282,3 @@ def merge_best_params(best_params: Mapping[str, Any], modelling: dict[str, Any])
     merged = merge_overrides(modelling, best_params["params"])
     parse(ModellingParams, merged, "modelling")
     return merged
-
-
-def _note(title: str, text: str) -> Any:
-    import plotly.graph_objects as go
-
-    figure = go.Figure()
-    figure.update_layout(title=title, xaxis={"visible": False}, yaxis={"visible": False})
-    figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    return figure
-
-
-def _metric_target(study: Any) -> dict[str, Any]:
-    """Plot arguments for a study with a second objective: Optuna's plots then show the metric (the first)."""
-    if len(study.directions) == 1:
-        return {}
-    return {"target": lambda trial: trial.values[0], "target_name": study.user_attrs.get("metric")}
-
-
-def plot_optimisation_history(study: Any) -> Any:
-    """The value of every trial and the best so far."""
-    import optuna
-
-    return optuna.visualization.plot_optimization_history(study, **_metric_target(study))
-
-
-def plot_parameter_importances(study: Any, seed: int) -> Any:
-    """How much each hyperparameter explains of the trials' values (fANOVA, seeded)."""
-    import optuna
-
-    if len(completed_trials(study)) < 2:
-        return _note("Hyperparameter importances", "Needs at least two completed trials.")
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=int(seed))
-    return optuna.visualization.plot_param_importances(
-        study, evaluator=evaluator, **_metric_target(study)
-    )
-
-
-def plot_parallel_coordinates(study: Any) -> Any:
-    """Each completed trial as a line through its hyperparameters to its value."""
-    import optuna
-
-    return optuna.visualization.plot_parallel_coordinate(study, **_metric_target(study))
-
-
-def plot_intermediate_values(study: Any) -> Any:
-    """The validation metric of every trial after each epoch: where the pruner stopped trials."""
-    import optuna
-
-    if len(study.directions) > 1:
-        return _note(
-            "Intermediate values",
-            "A study with two objectives is not pruned: no epoch is reported.",
-        )
-    return optuna.visualization.plot_intermediate_values(study)
-
-
-def plot_pareto_front(study: Any, best_params: Mapping[str, Any], tuning: dict[str, Any]) -> Any:
-    """The metric against the second objective: every trial, the Pareto front, the rule and the picked trial.
-
-    A single-objective study gets a note saying how to enable the trade-off.
-    """
-    settings = parse(TuningParams, tuning, "tuning")
-    second = study.user_attrs.get("second_objective")
-    if len(study.directions) == 1 or second_objective(settings) is None:
-        return _note(
-            "Pareto front",
-            "A single-objective study: set params:tuning.trade_off.enabled: true (and pruner.name: none) to "
-            "trade the metric against latency or size.",
-        )
-    metric = study.user_attrs.get("metric") or best_params["metric"]
-    label = COST_LABELS.get(settings.trade_off.objective, second)
-    return plot_front(
-        study.get_trials(deepcopy=False),
-        metric,
-        label,
-        GREATER_IS_BETTER[metric],
-        settings.trade_off.pick,
-        best_params.get("trial"),
-    )

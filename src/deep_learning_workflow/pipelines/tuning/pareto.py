@@ -171,74 +171,24 @@ def describe_rule(pick: PickParams, cost_name: str) -> str:
     return f"best metric with {cost_name} at most {pick.budget:g}"
 
 
-def plot_front(
-    trials: Iterable[Any],
-    metric: str,
-    cost_label: str,
-    greater: bool,
-    pick: PickParams,
-    picked: int | None,
-) -> Any:
-    """Every completed trial, the Pareto front, the rule's bound and the picked trial, as a plotly figure."""
-    import plotly.graph_objects as go
-
-    trials = list(trials)
-    points = trial_points(trials)
-    front = pareto_front(points, greater)
-    on_front = {p.key for p in front}
-    params = {t.number: t.params for t in trials}
-
-    def hover(subset: Sequence[Point]) -> list[str]:
-        return [
-            f"trial {p.key}<br>{metric} {p.metric:.4f}<br>{cost_label} {p.cost:.4g}<br>"
-            + "<br>".join(
-                f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
-                for k, v in params[p.key].items()
-            )
-            for p in subset
-        ]
-
-    figure = go.Figure()
-    dominated = [p for p in points if p.key not in on_front]
-    for name, subset, style in (
-        (
-            "dominated trials",
-            dominated,
-            {"mode": "markers", "marker": {"color": "#b0b0b0", "size": 8}},
-        ),
-        (
-            "Pareto front",
-            front,
-            {
-                "mode": "lines+markers",
-                "marker": {"color": "#1f77b4", "size": 10},
-                "line": {"shape": "hv"},
-            },
-        ),
-    ):
-        figure.add_trace(
-            go.Scatter(
-                x=[p.cost for p in subset],
-                y=[p.metric for p in subset],
-                name=name,
-                text=hover(subset),
-                hoverinfo="text",
-                **style,
-            )
+def _hover_texts(
+    subset: Sequence[Point], params: dict[int, dict[str, Any]], metric: str, cost_label: str
+) -> list[str]:
+    """Each point's trial, metric, cost and hyperparameters, one line each."""
+    return [
+        f"trial {p.key}<br>{metric} {p.metric:.4f}<br>{cost_label} {p.cost:.4g}<br>"
+        + "<br>".join(
+            f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+            for k, v in params[p.key].items()
         )
-    chosen = [p for p in points if p.key == picked]
-    if chosen:
-        figure.add_trace(
-            go.Scatter(
-                x=[chosen[0].cost],
-                y=[chosen[0].metric],
-                name=f"picked: trial {picked}",
-                mode="markers",
-                marker={"symbol": "star", "size": 18, "color": "#d62728"},
-                text=hover(chosen),
-                hoverinfo="text",
-            )
-        )
+        for p in subset
+    ]
+
+
+def _draw_rule(
+    figure: Any, points: list[Point], pick: PickParams, greater: bool, metric: str
+) -> None:
+    """The pick rule's bound: the tolerance below the best metric, or the cost budget."""
     if points and pick.rule == "cheapest_within":
         bound = best_metric(points, greater) + (-pick.tolerance if greater else pick.tolerance)
         figure.add_hline(
@@ -255,6 +205,57 @@ def plot_front(
             line_color="#7f7f7f",
             annotation_text=f"budget {pick.budget:g}",
         )
+
+
+def plot_front(
+    trials: Iterable[Any],
+    metric: str,
+    cost_label: str,
+    greater: bool,
+    pick: PickParams,
+    picked: int | None,
+) -> Any:
+    """Every completed trial, the Pareto front, the rule's bound and the picked trial, as a plotly figure."""
+    import plotly.graph_objects as go
+
+    trials = list(trials)
+    points = trial_points(trials)
+    front = pareto_front(points, greater)
+    on_front = {p.key for p in front}
+    params = {t.number: t.params for t in trials}
+    layers = [
+        (
+            "dominated trials",
+            [p for p in points if p.key not in on_front],
+            {"mode": "markers", "marker": {"color": "#b0b0b0", "size": 8}},
+        ),
+        (
+            "Pareto front",
+            front,
+            {
+                "mode": "lines+markers",
+                "marker": {"color": "#1f77b4", "size": 10},
+                "line": {"shape": "hv"},
+            },
+        ),
+    ]
+    chosen = [p for p in points if p.key == picked]
+    if chosen:
+        star = {"mode": "markers", "marker": {"symbol": "star", "size": 18, "color": "#d62728"}}
+        layers.append((f"picked: trial {picked}", chosen, star))
+    figure = go.Figure()
+    for name, subset, style in layers:
+        figure.add_trace(
+            go.Scatter(
+                x=[p.cost for p in subset],
+                y=[p.metric for p in subset],
+                name=name,
+                text=_hover_texts(subset, params, metric, cost_label),
+                hoverinfo="text",
+                **style,
+            )
+        )
+    _draw_rule(figure, points, pick, greater, metric)
     costs = [p.cost for p in points]
     figure.update_layout(
         title=(

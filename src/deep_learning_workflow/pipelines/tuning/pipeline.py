@@ -10,37 +10,41 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from .data import gather_tuning_data
 from .nodes import (
     merge_best_params,
-    plot_intermediate_values,
-    plot_optimisation_history,
-    plot_parallel_coordinates,
-    plot_parameter_importances,
-    plot_pareto_front,
     record_tuning_selection,
     retrain_top_trials,
     run_study,
     select_best_params,
     summarise_trials,
 )
+from .plots import (
+    plot_intermediate_values,
+    plot_optimisation_history,
+    plot_parallel_coordinates,
+    plot_parameter_importances,
+    plot_pareto_front,
+)
 
 NAMESPACE = "tuned"
 TUNED_MODELLING_PARAMS = "tuned_modelling_params"
 MODELLING_PARAMS = "params:modelling"
+TUNING_DATA = "tuning_data"
 
 
 def create_search_pipeline() -> Pipeline:
     """The study, its report and plots, the judgement over seeds and the best parameters (validation only)."""
-    data = [
-        "train",
-        "train_balanced",
-        "val",
-        "params:columns",
-        "params:modelling",
-        "params:problem",
-    ]
+    data = [TUNING_DATA, "params:modelling", "params:problem"]
     return Pipeline(
         [
+            node(
+                gather_tuning_data,
+                inputs=["train", "train_balanced", "val", "params:columns"],
+                outputs=TUNING_DATA,
+                name="gather_tuning_data",
+                tags="tuning_study",
+            ),
             node(
                 run_study,
                 inputs=["tuning_storage", *data, "params:tuning", "params:seed"],
