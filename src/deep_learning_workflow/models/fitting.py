@@ -20,6 +20,7 @@ from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
 
 from . import augmentation, transfer
 from .builder import ModelParts, build_model_parts
+from .holdout import split_holdout
 from .preprocessing import as_params, as_roles, check_roles_for_modelling, fit_preprocessing
 from .schema import ModellingParams
 from .scoring import epoch_metrics, model_probabilities, prepare
@@ -48,6 +49,8 @@ class TrainingResult(NamedTuple):
     """The model's preprocessing view (raw records -> the head's inputs), sharing its layers."""
     head: Any = None
     """The model's trained head (preprocessing outputs -> probabilities), sharing its layers."""
+    patience: int | None = None
+    """The early-stopping patience used (``auto`` resolved on the rows watched); None when early stopping is off."""
 
 
 def _optimizer(params: ModellingParams, learning_rate: float | None = None) -> Any:
@@ -193,11 +196,12 @@ def train_model(
     verbose: int = 0,
     transfer_sources: Any = None,
 ) -> TrainingResult:
-    """Fit the preprocessing on ``train``, build, compile and train one model; ``val`` only drives early stopping.
+    """Fit the preprocessing on ``train``, build, compile and train one model; ``val`` is not fitted on.
 
     Args:
         train: the real training rows; the preprocessing is adapted on them only, and the classes are theirs.
-        val: validation rows, for early stopping (and the callbacks' ``val_`` logs) only.
+        val: validation rows; early stopping (and the callbacks' ``val_`` logs) watch them only when
+            ``params:modelling.early_stopping.holdout`` is 0, else a holdout of the fitted rows (:func:`fit_head`).
         roles: column roles (``params:columns``), resolved on ``train`` here.
         params: ``params:modelling``.
         seed: the seed of this model (``params:seed`` + offset); set once, here, before building.
@@ -273,6 +277,7 @@ def train_model(
         preprocessing,
         parts.preprocessor,
         parts.head,
+        fitted.patience,
     )
 
 
@@ -283,6 +288,8 @@ class HeadFit(NamedTuple):
     """Per-epoch ``loss``, ``val_loss`` and the metrics of :func:`~.scoring.epoch_metrics` (train and ``val_``)."""
     best_epoch: int
     """0-based epoch whose weights the head holds (the last one when early stopping is off)."""
+    patience: int | None = None
+    """The early-stopping patience used; None when early stopping is off."""
 
 
 def fit_head(
@@ -303,17 +310,19 @@ def fit_head(
     augment_with: Mapping[str, Any] | None = None,
     verbose: int = 0,
 ) -> HeadFit:
-    """Compile the head of ``parts`` and fit it on the preprocessed ``fit_on`` rows; ``val`` drives early stopping.
+    """Compile the head of ``parts`` and fit it on the preprocessed ``fit_on`` rows; early stopping watches a holdout.
 
     The one fitting loop of the project: :func:`train_model` trains a new model with it and pruning fine-tunes a
     pruned one. Labels are one-hot in the order of ``classes``, rows are weighted as ``params:modelling.class_weight``
     says, the metrics of :func:`~.scoring.epoch_metrics` are logged each epoch, training stops on a NaN loss and,
-    with ``params:modelling.early_stopping`` on, the best epoch's weights are restored.
+    with ``params:modelling.early_stopping`` on, the best epoch's weights are restored. The epoch is chosen on a
+    stratified holdout of ``fit_on`` (``early_stopping.holdout``, :func:`~.holdout.split_holdout`, drawn with
+    ``seed``) whose rows are not fitted, or on ``val`` when the holdout is 0; the ``val_`` logs are those rows'.
 
     Args:
         parts: the model built by :func:`~.builder.build_model_parts`; its head is compiled and fitted in place.
         fit_on: the rows the weights are fitted on.
-        val: validation rows (early stopping and the ``val_`` logs only).
+        val: validation rows (early stopping and the ``val_`` logs, only when ``early_stopping.holdout`` is 0).
         roles: resolved column roles.
         classes: the class of each probability column.
         params: ``params:modelling``.
@@ -337,12 +346,18 @@ def fit_head(
         compiled = params.model_copy(update={"steps_per_execution": steps_per_execution})
     with parts.head.distribute_strategy.scope():
         compile_model(parts.head, compiled, learning_rate=learning_rate)
+    watched, watched_name = val, "val"
+    if params.early_stopping.enabled and params.early_stopping.holdout > 0:
+        fit_on, watched = split_holdout(
+            fit_on, roles.target, params.early_stopping.holdout, seed, fit_name
+        )
+        watched_name = f"{fit_name} (early-stopping holdout)"
     y_fit = encode_labels(fit_on[roles.target], classes, fit_name)
-    y_val = encode_labels(val[roles.target], classes, "val")
+    y_val = encode_labels(watched[roles.target], classes, watched_name)
     x_fit = prepare(parts.preprocessor, fit_on, roles)
     scores = epoch_metrics(
         (x_fit, y_fit),
-        (prepare(parts.preprocessor, val, roles), y_val),
+        (prepare(parts.preprocessor, watched, roles), y_val),
         list(classes),
         roles.positive_class,
         extra=[monitor[len("val_") :]],
@@ -385,7 +400,7 @@ def fit_head(
         best_epoch = int(early.best_epoch)
     else:
         best_epoch = len(history.get("loss", [])) - 1
-    return HeadFit(history, best_epoch)
+    return HeadFit(history, best_epoch, early.patience if early is not None else None)
 
 
 def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ from pydantic import (
 from deep_learning_workflow.metrics import MetricName
 from deep_learning_workflow.parameters import Parameters, register
 
-Scaling = Literal["standard", "minmax", "none"]
+Scaling = Literal["standard", "minmax", "quantile", "none"]
 
 
 class NumericPreprocessing(Parameters):
@@ -31,6 +31,12 @@ class NumericPreprocessing(Parameters):
     scaling: Scaling = "standard"
     scaling_by_column: dict[str, Scaling] = Field(
         default_factory=dict, description="Per-column override of `scaling`, e.g. {tenure: minmax}"
+    )
+    quantiles: int = Field(
+        128,
+        ge=2,
+        le=1024,
+        description="scaling quantile: training quantiles the map to normal scores is drawn through",
     )
     clip_quantiles: tuple[float, float] | None = Field(
         (0.001, 0.999),
@@ -78,7 +84,7 @@ class TextPreprocessing(Parameters):
 
 
 class EarlyStoppingParams(Parameters):
-    """Stop when the validation metric stops improving and restore the best epoch's weights."""
+    """Stop when the held-out metric stops improving and restore the best epoch's weights."""
 
     enabled: bool = True
     monitor: MetricName | Literal["loss"] | None = Field(
@@ -100,6 +106,13 @@ class EarlyStoppingParams(Parameters):
         "shrinks as 1 / sqrt(n))",
     )
     min_delta: NonNegativeFloat = 0.0
+    holdout: float = Field(
+        0.15,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the fitted rows (stratified, seeded) set aside to choose the epoch, so validation "
+        "is never seen while fitting; 0: watch the validation split (its scores are then optimistic)",
+    )
 
     @model_validator(mode="after")
     def _patience_range(self) -> EarlyStoppingParams:

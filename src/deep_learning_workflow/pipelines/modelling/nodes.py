@@ -27,7 +27,6 @@ from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.models import transfer
 from deep_learning_workflow.models.fitting import (
-    early_stopping_patience,
     encode_labels,
     monitored_metric,
     overfit_one_batch,
@@ -342,9 +341,7 @@ def train_seed_models(  # noqa: PLR0913
             "seed": seed + offset,
             "epochs_run": len(result.history["loss"]),
             "best_epoch": result.best_epoch + 1,
-            "patience": early_stopping_patience(
-                params, encode_labels(val[roles.target], result.classes, "val")
-            ),
+            "patience": result.patience,
             "validation": _validation_metrics(result.model, val, roles, result.classes),
         }
         logger.info(
@@ -362,6 +359,8 @@ def train_seed_models(  # noqa: PLR0913
         "best_epoch": runs[kept]["best_epoch"],
         "epochs_run": runs[kept]["epochs_run"],
         "monitor": monitor,
+        # The rows behind the history's val_ curves: a holdout of the fitted rows, or the validation split.
+        "watched": "holdout" if _watches_holdout(params) else "val",
         "class_prior_loss": _class_prior_loss(train_balanced[roles.target], results[kept].classes),
         "history": results[kept].history,
     }
@@ -378,6 +377,10 @@ def train_seed_models(  # noqa: PLR0913
         ),
     }
     return model, history, report
+
+
+def _watches_holdout(params: ModellingParams) -> bool:
+    return params.early_stopping.enabled and params.early_stopping.holdout > 0
 
 
 def _validation_metrics(
@@ -505,7 +508,8 @@ def describe_model(
 
 
 def plot_training_history(training_history: dict[str, Any]) -> Any:
-    """Learning curves of the kept model: loss and each metric per epoch, train vs validation, best epoch marked.
+    """Learning curves of the kept model: loss and each metric per epoch, fitted rows vs the rows early stopping
+    watched (the holdout of ``params:modelling.early_stopping.holdout``, or validation), best epoch marked.
 
     Returns:
         A plotly figure (kedro-viz previews it).
@@ -520,7 +524,8 @@ def plot_training_history(training_history: dict[str, Any]) -> Any:
     )
     for row, name in enumerate(names, start=1):
         epochs = list(range(1, len(history[name]) + 1))
-        for key, label, dash in ((name, "train", "solid"), (f"val_{name}", "validation", "dash")):
+        watched = "held out" if training_history.get("watched") == "holdout" else "validation"
+        for key, label, dash in ((name, "train", "solid"), (f"val_{name}", watched, "dash")):
             figure.add_trace(
                 go.Scatter(
                     x=epochs,
@@ -529,7 +534,7 @@ def plot_training_history(training_history: dict[str, Any]) -> Any:
                     name=label,
                     legendgroup=label,
                     showlegend=row == 1,
-                    line={"dash": dash, "color": "#1f77b4" if label == "train" else "#ff7f0e"},
+                    line={"dash": dash, "color": "#1f77b4" if key == name else "#ff7f0e"},
                 ),
                 row=row,
                 col=1,
