@@ -28,8 +28,16 @@ Targets, for each table's default family (its environment's ``modelling.architec
 the reviews, which have no numeric column): mean test PR-AUC at least the best baseline's on >= 5 of the 7 tables,
 and within 0.01 of it on the others.
 
+``optimism``: the model's mean validation advantage over the best baseline minus its mean test advantage, over the
+paired splits; the summary gives its mean over tables for the default family (target <= 0.005: the validation
+figures the release gate compares are not selected on validation).
+
 ``--save FILE`` appends each model's figures of a split to a JSON-lines file as they come; rows already in it are
 read back instead of trained again, so several runs (other tables, other families) add up to one table.
+``--variant NAME --set KEY=VALUE ...`` trains the families with dotted ``params:modelling`` keys changed (e.g.
+``--variant q --set numeric.scaling=quantile``); its rows are ``<family>+<NAME>`` and never the default.
+Set ``OMP_NUM_THREADS=1`` on a shared machine: gradient boosting's thread pool otherwise spins under load and its
+single-record latency measures the contention.
 """
 
 from __future__ import annotations
