@@ -192,3 +192,21 @@ def test_ngram_text_encoder_parity(train, rows, tmp_path):
         text={"encoder": "ngrams", "ngrams": 2, "output_mode": "tf_idf", "max_tokens": 500},
     )
     assert assert_parity(saved_and_loaded(model, tmp_path), train, rows).name == "numpy"
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "plr_mlp"])
+def test_quantile_scaling_parity(train, rows, tmp_path, architecture):
+    """Numeric columns mapped to normal scores (``numeric.scaling: quantile``) on the fast path, the folded first
+    layer (mlp) and the periodic embeddings (plr_mlp) alike."""
+    extra = {"plr": {"frequencies": 6, "embedding_dim": 4}} if architecture == "plr_mlp" else {}
+    model = train_model(
+        train,
+        ROLES,
+        seed=25,
+        architecture=architecture,
+        numeric={"scaling": "quantile", "quantiles": 32},
+        **extra,
+    )
+    loaded = saved_and_loaded(model, tmp_path)
+    assert loaded.get_layer("scale_review_length").__class__.__name__ == "QuantileNormal"
+    assert assert_parity(loaded, train, rows).name == "numpy"

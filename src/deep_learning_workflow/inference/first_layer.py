@@ -14,6 +14,7 @@ import numpy as np
 from .folded import FirstLayer, TabulatedLookup
 from .forward import Forward, Step, step_inputs
 from .ops import Clip, Concat, Dense, Identity, Impute, MissingFlag, Normalize
+from .quantile import QuantileScore
 
 
 def consumers_of(steps: list[Step]) -> dict[int, list[Step]]:
@@ -25,7 +26,7 @@ def consumers_of(steps: list[Step]) -> dict[int, list[Step]]:
     return consumers
 
 
-_ELEMENTWISE = (Impute, Clip, MissingFlag, Identity)
+_ELEMENTWISE = (Impute, Clip, MissingFlag, Identity, QuantileScore)
 
 
 def _numeric_chain(

@@ -19,6 +19,7 @@ import numpy as np
 from . import ops
 from .activations import UnsupportedLayer
 from .families import BatchEnsembleDense, MemberDense, PeriodicEmbedding
+from .quantile import QuantileScore
 from .text import Encode, LookupIndex, Vectorize
 
 PROJECT = "deep_learning_workflow"
@@ -187,6 +188,7 @@ LAYER_OPS: dict[str, OpFactory] = {
     f"{PROJECT}>ImputeMissing": _config_op(lambda c: ops.Impute(c["fill_value"])),
     f"{PROJECT}>MissingIndicator": _config_op(lambda c: ops.MissingFlag()),
     f"{PROJECT}>ClipValues": _config_op(lambda c: ops.Clip(c["lower"], c["upper"])),
+    f"{PROJECT}>QuantileNormal": _config_op(lambda c: QuantileScore(c["knots"], c["scores"])),
     "Normalization": _normalization,
     "StringLookup": _lookup,
     "IntegerLookup": _lookup,

@@ -70,7 +70,11 @@ def _numeric_inputs(
         value = custom.ImputeMissing(state["fill_value"], name=layer_name("impute", column))(raw)
         if state["clip"] is not None:
             value = custom.ClipValues(*state["clip"], name=layer_name("clip", column))(value)
-        if state["scaling"] != "none":
+        if state["scaling"] == "quantile":
+            value = custom.QuantileNormal(
+                state["knots"], state["scores"], name=layer_name("scale", column)
+            )(value)
+        elif state["scaling"] != "none":
             value = keras.layers.Normalization(
                 mean=state["mean"], variance=state["variance"], name=layer_name("scale", column)
             )(value)

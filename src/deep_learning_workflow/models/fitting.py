@@ -8,7 +8,6 @@ imported inside the functions that need them so that importing this module stays
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -16,13 +15,35 @@ import numpy as np
 import pandas as pd
 
 from deep_learning_workflow.columns import ColumnRoles, target_classes
-from deep_learning_workflow.metrics import GREATER_IS_BETTER, positive_index
+from deep_learning_workflow.metrics import positive_index
 
 from . import augmentation, transfer
 from .builder import ModelParts, build_model_parts
+from .holdout import split_holdout
+from .labels import balanced_sample_weights, encode_labels
+from .patience import early_stopping, early_stopping_patience, monitored_metric
+from .phases import fit_in_phases
 from .preprocessing import as_params, as_roles, check_roles_for_modelling, fit_preprocessing
 from .schema import ModellingParams
-from .scoring import epoch_metrics, model_probabilities, prepare
+from .scoring import epoch_metrics, prepare
+
+# The helpers that moved to their own modules stay importable from here.
+__all__ = [
+    "HeadFit",
+    "TrainingDivergedError",
+    "TrainingResult",
+    "balanced_sample_weights",
+    "compile_model",
+    "distribution_strategy",
+    "early_stopping",
+    "early_stopping_patience",
+    "encode_labels",
+    "fit_head",
+    "fit_in_phases",
+    "monitored_metric",
+    "set_seed",
+    "train_model",
+]
 
 
 class TrainingDivergedError(ValueError):
@@ -48,6 +69,8 @@ class TrainingResult(NamedTuple):
     """The model's preprocessing view (raw records -> the head's inputs), sharing its layers."""
     head: Any = None
     """The model's trained head (preprocessing outputs -> probabilities), sharing its layers."""
+    patience: int | None = None
+    """The early-stopping patience used (``auto`` resolved on the rows watched); None when early stopping is off."""
 
 
 def _optimizer(params: ModellingParams, learning_rate: float | None = None) -> Any:
@@ -92,87 +115,6 @@ def distribution_strategy(name: str) -> Any:
     return tf.distribute.get_strategy()
 
 
-def encode_labels(target: pd.Series, classes: Sequence[str], dataset: str) -> np.ndarray:
-    """One-hot float32 labels in the order of ``classes``.
-
-    Raises:
-        ValueError: when the target has a missing value or a class the training split does not have.
-    """
-    labels = target.astype(str).to_numpy()
-    unknown = sorted(set(labels[target.notna().to_numpy()]) - set(classes))
-    if target.isna().any() or unknown:
-        raise ValueError(
-            f"Target column '{target.name}' of '{dataset}' has missing values or classes {unknown} absent from "
-            f"the training classes {list(classes)}; clean or re-split the data."
-        )
-    return (labels[:, None] == np.asarray(classes, dtype=object)[None, :]).astype("float32")
-
-
-def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
-    """Weights n / (k * n_class) per row, from one-hot labels (scikit-learn's ``balanced``)."""
-    counts = labels.sum(axis=0)
-    present = counts > 0
-    per_class = np.zeros_like(counts)
-    per_class[present] = labels.shape[0] / (present.sum() * counts[present])
-    return (labels @ per_class).astype("float32")
-
-
-def monitored_metric(params: ModellingParams, primary_metric: str) -> tuple[str, str]:
-    """The history key early stopping watches (``val_<metric>``) and its mode (``max`` or ``min``)."""
-    name = params.early_stopping.monitor or primary_metric
-    if name != "loss" and name not in GREATER_IS_BETTER:
-        raise ValueError(
-            f"params:problem.primary_metric '{name}' is not one of {sorted(GREATER_IS_BETTER)}."
-        )
-    return f"val_{name}", "max" if GREATER_IS_BETTER.get(name, False) else "min"
-
-
-def early_stopping_patience(params: ModellingParams, val_labels: np.ndarray | None) -> int:
-    """The patience of ``params:modelling.early_stopping``; ``auto`` resolved from the validation labels.
-
-    A score on n rows of the rarest class is noisy in proportion to 1 / sqrt(n), so ``auto`` waits
-    ``min_patience * sqrt(reference_rows / n)`` epochs (rounded up), between ``min_patience`` and ``max_patience``.
-
-    Args:
-        params: modelling parameters.
-        val_labels: one-hot validation labels (:func:`encode_labels`); None or empty gives ``max_patience``.
-    """
-    settings = params.early_stopping
-    if settings.patience != "auto":
-        return int(settings.patience)
-    counts = np.asarray(val_labels).sum(axis=0) if val_labels is not None else np.zeros(0)
-    counts = counts[counts > 0]
-    if counts.size == 0:
-        return settings.max_patience
-    wanted = math.ceil(
-        settings.min_patience * math.sqrt(settings.reference_rows / counts.min()) - 1e-9
-    )
-    return int(min(settings.max_patience, max(settings.min_patience, wanted)))
-
-
-def early_stopping(
-    params: ModellingParams, monitor: str, mode: str, val_labels: np.ndarray | None = None
-) -> Any:
-    """The early-stopping callback of ``params:modelling.early_stopping`` (best weights restored), or None when off.
-
-    Epochs tied on the monitored metric (a saturated ROC-AUC of 1.0) are told apart by the validation loss
-    (:class:`.stopping.TieBreakingEarlyStopping`). ``val_labels`` (one-hot) resolve ``patience: auto`` (see
-    :func:`early_stopping_patience`).
-    """
-    from .stopping import TieBreakingEarlyStopping
-
-    if not params.early_stopping.enabled:
-        return None
-    return TieBreakingEarlyStopping(
-        tie_breaker="val_loss",
-        monitor=monitor,
-        mode=mode,
-        patience=early_stopping_patience(params, val_labels),
-        min_delta=params.early_stopping.min_delta,
-        restore_best_weights=True,
-    )
-
-
 def set_seed(seed: int) -> None:
     """The one place the workflow seeds Python, NumPy and the backend before a model is built and trained."""
     import keras
@@ -193,11 +135,12 @@ def train_model(
     verbose: int = 0,
     transfer_sources: Any = None,
 ) -> TrainingResult:
-    """Fit the preprocessing on ``train``, build, compile and train one model; ``val`` only drives early stopping.
+    """Fit the preprocessing on ``train``, build, compile and train one model; ``val`` is not fitted on.
 
     Args:
         train: the real training rows; the preprocessing is adapted on them only, and the classes are theirs.
-        val: validation rows, for early stopping (and the callbacks' ``val_`` logs) only.
+        val: validation rows; early stopping (and the callbacks' ``val_`` logs) watch them only when
+            ``params:modelling.early_stopping.holdout`` is 0, else a holdout of the fitted rows (:func:`fit_head`).
         roles: column roles (``params:columns``), resolved on ``train`` here.
         params: ``params:modelling``.
         seed: the seed of this model (``params:seed`` + offset); set once, here, before building.
@@ -273,6 +216,7 @@ def train_model(
         preprocessing,
         parts.preprocessor,
         parts.head,
+        fitted.patience,
     )
 
 
@@ -283,6 +227,8 @@ class HeadFit(NamedTuple):
     """Per-epoch ``loss``, ``val_loss`` and the metrics of :func:`~.scoring.epoch_metrics` (train and ``val_``)."""
     best_epoch: int
     """0-based epoch whose weights the head holds (the last one when early stopping is off)."""
+    patience: int | None = None
+    """The early-stopping patience used; None when early stopping is off."""
 
 
 def fit_head(
@@ -303,17 +249,19 @@ def fit_head(
     augment_with: Mapping[str, Any] | None = None,
     verbose: int = 0,
 ) -> HeadFit:
-    """Compile the head of ``parts`` and fit it on the preprocessed ``fit_on`` rows; ``val`` drives early stopping.
+    """Compile the head of ``parts`` and fit it on the preprocessed ``fit_on`` rows; early stopping watches a holdout.
 
     The one fitting loop of the project: :func:`train_model` trains a new model with it and pruning fine-tunes a
     pruned one. Labels are one-hot in the order of ``classes``, rows are weighted as ``params:modelling.class_weight``
     says, the metrics of :func:`~.scoring.epoch_metrics` are logged each epoch, training stops on a NaN loss and,
-    with ``params:modelling.early_stopping`` on, the best epoch's weights are restored.
+    with ``params:modelling.early_stopping`` on, the best epoch's weights are restored. The epoch is chosen on a
+    stratified holdout of ``fit_on`` (``early_stopping.holdout``, :func:`~.holdout.split_holdout`, drawn with
+    ``seed``) whose rows are not fitted, or on ``val`` when the holdout is 0; the ``val_`` logs are those rows'.
 
     Args:
         parts: the model built by :func:`~.builder.build_model_parts`; its head is compiled and fitted in place.
         fit_on: the rows the weights are fitted on.
-        val: validation rows (early stopping and the ``val_`` logs only).
+        val: validation rows (early stopping and the ``val_`` logs, only when ``early_stopping.holdout`` is 0).
         roles: resolved column roles.
         classes: the class of each probability column.
         params: ``params:modelling``.
@@ -337,12 +285,18 @@ def fit_head(
         compiled = params.model_copy(update={"steps_per_execution": steps_per_execution})
     with parts.head.distribute_strategy.scope():
         compile_model(parts.head, compiled, learning_rate=learning_rate)
+    watched, watched_name = val, "val"
+    if params.early_stopping.enabled and params.early_stopping.holdout > 0:
+        fit_on, watched = split_holdout(
+            fit_on, roles.target, params.early_stopping.holdout, seed, fit_name
+        )
+        watched_name = f"{fit_name} (early-stopping holdout)"
     y_fit = encode_labels(fit_on[roles.target], classes, fit_name)
-    y_val = encode_labels(val[roles.target], classes, "val")
+    y_val = encode_labels(watched[roles.target], classes, watched_name)
     x_fit = prepare(parts.preprocessor, fit_on, roles)
     scores = epoch_metrics(
         (x_fit, y_fit),
-        (prepare(parts.preprocessor, val, roles), y_val),
+        (prepare(parts.preprocessor, watched, roles), y_val),
         list(classes),
         roles.positive_class,
         extra=[monitor[len("val_") :]],
@@ -385,64 +339,7 @@ def fit_head(
         best_epoch = int(early.best_epoch)
     else:
         best_epoch = len(history.get("loss", [])) - 1
-    return HeadFit(history, best_epoch)
-
-
-def fit_in_phases(head: Any, params: ModellingParams, early: Any, *args: Any, **kwargs: Any) -> Any:
-    """``head.fit(*args, **kwargs)``, then, with fine-tuning on, a second fit with the frozen layers unfrozen.
-
-    The second phase recompiles the head with the same optimiser at ``learning_rate * fine_tune.learning_rate_factor``
-    and runs ``fine_tune.epochs`` more epochs, numbered after the first phase's (``initial_epoch``), with the same
-    callbacks. With early stopping (``early``), the weights of the better phase on the monitored metric (ties broken
-    by the validation loss) are kept.
-    The frozen layers are trainable again in the returned model either way.
-
-    Returns:
-        A ``keras.callbacks.History`` of both phases.
-    """
-    import keras
-
-    settings = params.transfer
-    first = head.fit(*args, **kwargs)
-    losses = np.asarray(first.history.get("loss", []), dtype="float64")
-    if not (settings.fine_tune.enabled and losses.size and np.isfinite(losses).all()):
-        _unfreeze(head, settings.freeze)
-        return first
-    done = len(losses)
-    kept = head.get_weights()
-    best = (early.best, early.best_tie_breaker, early.best_epoch) if early is not None else None
-    _unfreeze(head, settings.freeze)
-    _recompile(head, params.learning_rate * settings.fine_tune.learning_rate_factor)
-    second = head.fit(
-        *args, **{**kwargs, "epochs": done + settings.fine_tune.epochs, "initial_epoch": done}
-    )
-    if best is not None and best[0] is not None:
-        # EarlyStopping judges each fit on its own: the first epoch of the second phase is always its best so
-        # far, even when it is worse than the first phase's best.
-        if not early.better(early.best, early.best_tie_breaker, best[0], best[1]):
-            head.set_weights(kept)
-            early.best, early.best_tie_breaker, early.best_epoch = best
-    merged = keras.callbacks.History()
-    merged.history = {
-        key: [*first.history.get(key, []), *second.history.get(key, [])]
-        for key in {**first.history, **second.history}
-    }
-    merged.epoch = [*first.epoch, *second.epoch]
-    return merged
-
-
-def _unfreeze(head: Any, names: list[str]) -> None:
-    for name in names:
-        head.get_layer(name).trainable = True
-
-
-def _recompile(head: Any, learning_rate: float) -> None:
-    """Compile the head again as it was, with a new optimiser at ``learning_rate`` (and the new trainable set)."""
-    config = head.get_compile_config()
-    optimizer = {**config["optimizer"]}
-    optimizer["config"] = {**optimizer["config"], "learning_rate": learning_rate}
-    with head.distribute_strategy.scope():
-        head.compile_from_config({**config, "optimizer": optimizer})
+    return HeadFit(history, best_epoch, early.patience if early is not None else None)
 
 
 def _weights_finite(model: Any) -> bool:
@@ -451,58 +348,3 @@ def _weights_finite(model: Any) -> bool:
         for weight in model.get_weights()
         if np.asarray(weight).dtype.kind == "f"
     )
-
-
-def overfit_one_batch(
-    train: pd.DataFrame, roles: ColumnRoles, params: ModellingParams, seed: int
-) -> dict[str, Any]:
-    """Train the configured architecture on one small batch of training rows until it memorises them.
-
-    Dropout and L1/L2 are switched off and Adam at ``sanity_check.learning_rate`` is used, so that only a wiring
-    bug (labels not matching rows, features blanked by the preprocessing, an output of the wrong size) or a model
-    far too small can keep the loss up.
-
-    Returns:
-        ``rows``, ``steps``, ``learning_rate``, ``initial_loss``, ``final_loss`` (cross-entropy on the batch, in
-        inference mode, after training), ``accuracy``, ``max_loss`` and ``passed``.
-    """
-    check = params.sanity_check
-    classes = target_classes(train[roles.target])
-    batch = train.sample(n=min(check.rows, len(train)), random_state=seed)
-    labels = encode_labels(batch[roles.target], classes, "train")
-    plain = params.model_copy(update={"dropout": 0.0, "l1": 0.0, "l2": 0.0, "optimizer": "adam"})
-    preprocessing = fit_preprocessing(train, roles, params)
-    set_seed(seed)
-    parts = build_model_parts(preprocessing, roles, plain, len(classes))
-    compile_model(parts.head, plain, learning_rate=check.learning_rate)
-    prepared = prepare(parts.preprocessor, batch, roles)
-
-    def loss_and_accuracy() -> tuple[float, float]:
-        probabilities = model_probabilities(parts.head, prepared)
-        picked = np.clip((probabilities * labels).sum(axis=1), 1e-12, 1.0)
-        accuracy = float((probabilities.argmax(axis=1) == labels.argmax(axis=1)).mean())
-        return float(-np.log(picked).mean()), accuracy
-
-    initial_loss, _ = loss_and_accuracy()
-    # The batch repeated `steps` times and not shuffled is one epoch of `steps` identical batches: one fit call
-    # instead of `steps` epochs, each with its own per-epoch overhead.
-    repeated = {name: np.concatenate([values] * check.steps) for name, values in prepared.items()}
-    parts.head.fit(
-        repeated,
-        np.concatenate([labels] * check.steps),
-        batch_size=len(batch),
-        epochs=1,
-        shuffle=False,
-        verbose=0,
-    )
-    final_loss, accuracy = loss_and_accuracy()
-    return {
-        "rows": len(batch),
-        "steps": check.steps,
-        "learning_rate": check.learning_rate,
-        "initial_loss": initial_loss,
-        "final_loss": final_loss,
-        "accuracy": accuracy,
-        "max_loss": check.max_loss,
-        "passed": bool(np.isfinite(final_loss) and final_loss <= check.max_loss),
-    }

@@ -90,7 +90,7 @@ def fit_preprocessing(
     Returns:
         JSON-serialisable state: ``numeric[col]`` with ``fill_value``, ``indicator``, ``clip`` ([lower, upper] or
         None), ``scaling``, ``mean``, ``variance`` (the Normalization layer's values, of the imputed, clipped
-        column); ``categorical[col]`` with ``vocabulary``; ``text[col]`` with ``vocabulary``.
+        column), and for ``scaling: quantile`` ``knots`` and ``scores`` (:func:`quantile_normal_knots`); ``categorical[col]`` with ``vocabulary``; ``text[col]`` with ``vocabulary``.
 
     Raises:
         ValueError: when a numeric column has no value in train.
@@ -132,6 +132,8 @@ def fit_preprocessing(
             # A constant column would be divided by ~0; scaling it by 1 keeps it finite (and uninformative).
             "variance": variance if variance > 0 else 1.0,
         }
+        if scaling == "quantile":
+            numeric[column].update(quantile_normal_knots(filled, settings.quantiles))
     categorical = {}
     for column in roles.categorical or []:
         counts = pd.Series(inputs[column]).value_counts()
@@ -142,6 +144,27 @@ def fit_preprocessing(
         categorical[column] = {"vocabulary": [str(value) for value, _ in ordered]}
     text = {column: _text_state(inputs[column], params) for column in roles.text}
     return {"numeric": numeric, "categorical": categorical, "text": text}
+
+
+def quantile_normal_knots(values: np.ndarray, quantiles: int) -> dict[str, list[float]]:
+    """The knots and normal scores of ``QuantileNormal`` for one training column (imputed and clipped).
+
+    The knots are the distinct training values at ``quantiles`` evenly spaced quantiles; each knot's score is
+    the standard-normal quantile of its mid rank among the training values, ``(below + 0.5 * equal) / n``, kept
+    within ``[0.5 / n, 1 - 0.5 / n]`` so the end scores stay finite.
+    """
+    from scipy.special import ndtri
+
+    ordered = np.sort(np.asarray(values, dtype="float64"))
+    # Observed values as knots (no interpolated ones): a column of few distinct values keeps exactly those.
+    knots = np.unique(np.quantile(ordered, np.linspace(0.0, 1.0, quantiles), method="inverted_cdf"))
+    below = np.searchsorted(ordered, knots, side="left")
+    up_to = np.searchsorted(ordered, knots, side="right")
+    n = ordered.size
+    ranks = np.clip((below + up_to) / (2.0 * n), 0.5 / n, 1.0 - 0.5 / n)
+    # A single-valued column has one knot, scored 0 (the centre).
+    scores = ndtri(ranks) if knots.size > 1 else np.zeros(1)
+    return {"knots": [float(k) for k in knots], "scores": [float(z) for z in scores]}
 
 
 def text_vectorization(params: ModellingParams, **kwargs: Any) -> Any:

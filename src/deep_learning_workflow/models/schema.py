@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     Field,
@@ -17,7 +16,40 @@ from pydantic import (
 from deep_learning_workflow.metrics import MetricName
 from deep_learning_workflow.parameters import Parameters, register
 
-Scaling = Literal["standard", "minmax", "none"]
+from .family_params import (
+    ARCHITECTURES,
+    FAMILY_SECTIONS,
+    PeriodicEmbeddingParams,
+    TabMParams,
+    family_of,
+    key_used,
+    section_used,
+    without_unused_sections,
+)
+from .transfer_params import (
+    FineTuneParams,
+    PretrainedEmbeddingParams,
+    TransferParams,
+    WarmStartParams,
+)
+
+__all__ = [
+    "ARCHITECTURES",
+    "FAMILY_SECTIONS",
+    "FineTuneParams",
+    "ModellingParams",
+    "PeriodicEmbeddingParams",
+    "PretrainedEmbeddingParams",
+    "TabMParams",
+    "TransferParams",
+    "WarmStartParams",
+    "family_of",
+    "key_used",
+    "section_used",
+    "without_unused_sections",
+]
+
+Scaling = Literal["standard", "minmax", "quantile", "none"]
 
 
 class NumericPreprocessing(Parameters):
@@ -31,6 +63,12 @@ class NumericPreprocessing(Parameters):
     scaling: Scaling = "standard"
     scaling_by_column: dict[str, Scaling] = Field(
         default_factory=dict, description="Per-column override of `scaling`, e.g. {tenure: minmax}"
+    )
+    quantiles: int = Field(
+        128,
+        ge=2,
+        le=1024,
+        description="scaling quantile: training quantiles the map to normal scores is drawn through",
     )
     clip_quantiles: tuple[float, float] | None = Field(
         (0.001, 0.999),
@@ -78,7 +116,7 @@ class TextPreprocessing(Parameters):
 
 
 class EarlyStoppingParams(Parameters):
-    """Stop when the validation metric stops improving and restore the best epoch's weights."""
+    """Stop when the held-out metric stops improving and restore the best epoch's weights."""
 
     enabled: bool = True
     monitor: MetricName | Literal["loss"] | None = Field(
@@ -100,6 +138,13 @@ class EarlyStoppingParams(Parameters):
         "shrinks as 1 / sqrt(n))",
     )
     min_delta: NonNegativeFloat = 0.0
+    holdout: float = Field(
+        0.15,
+        ge=0.0,
+        lt=1.0,
+        description="Share of the fitted rows (stratified, seeded) set aside to choose the epoch, so validation "
+        "is never seen while fitting; 0: watch the validation split (its scores are then optimistic)",
+    )
 
     @model_validator(mode="after")
     def _patience_range(self) -> EarlyStoppingParams:
@@ -204,126 +249,6 @@ class AugmentationParams(Parameters):
         return bool(
             self.gaussian_noise_std or self.mixup_alpha or self.token_dropout or self.token_swap
         )
-
-
-class WarmStartParams(Parameters):
-    """Start layers from a saved model of this project (the catalog entry ``warm_start_model``)."""
-
-    enabled: bool = False
-    layers: list[str] | None = Field(
-        None,
-        min_length=1,
-        description="Layers to copy (each must match); null: every layer with weights whose name and shape match",
-    )
-
-
-class PretrainedEmbeddingParams(Parameters):
-    """Start the embeddings of text columns from word vectors (the catalog entry ``pretrained_word_vectors``)."""
-
-    enabled: bool = False
-    columns: list[str] | None = Field(
-        None,
-        min_length=1,
-        description="Text columns whose embed_<column> starts from the file; null: all",
-    )
-
-
-class FineTuneParams(Parameters):
-    """After the head has trained with the frozen layers fixed: unfreeze them and train everything a while longer."""
-
-    enabled: bool = False
-    epochs: PositiveInt = 10
-    learning_rate_factor: float = Field(
-        0.1, gt=0.0, le=1.0, description="Fine-tuning learning rate = learning_rate * this factor"
-    )
-
-
-class TransferParams(Parameters):
-    """Transfer learning: warm start, pretrained embeddings, frozen layers, fine-tuning (all off by default)."""
-
-    warm_start: WarmStartParams = WarmStartParams()
-    embeddings: PretrainedEmbeddingParams = PretrainedEmbeddingParams()
-    freeze: list[str] = Field(
-        default_factory=list,
-        description="Layers kept fixed while the rest trains for `epochs`, e.g. [embed_review]",
-    )
-    fine_tune: FineTuneParams = FineTuneParams()
-
-    @property
-    def enabled(self) -> bool:
-        """Whether any layer starts from a source."""
-        return self.warm_start.enabled or self.embeddings.enabled
-
-    @model_validator(mode="after")
-    def _consistent(self) -> TransferParams:
-        if self.freeze and not self.enabled:
-            raise ValueError(
-                "freeze keeps layers at their random start unless warm_start or embeddings is enabled; "
-                "enable one of them or empty freeze"
-            )
-        if self.fine_tune.enabled and not self.freeze:
-            raise ValueError(
-                "fine_tune unfreezes the frozen layers, but freeze is empty; list the layers to freeze first"
-            )
-        return self
-
-
-ARCHITECTURES = ("mlp", "plr_mlp", "tabm")
-
-
-class PeriodicEmbeddingParams(Parameters):
-    """Periodic (PLR) embeddings of each numeric column: cos/sin of learned frequencies, linear map, ReLU."""
-
-    frequencies: int = Field(24, ge=1, le=128, description="k learned frequencies per column")
-    sigma: float = Field(
-        0.1, gt=0.0, le=100.0, description="Std of the frequencies' normal initialisation"
-    )
-    embedding_dim: int = Field(16, ge=1, le=256, description="d values per column")
-    lite: bool = Field(False, description="One linear map shared by the columns (PLR-lite)")
-
-
-class TabMParams(Parameters):
-    """k implicit MLPs sharing their weights, each with its own adapters and output layer; probabilities averaged."""
-
-    members: int = Field(16, ge=2, le=64, description="k members")
-    numeric_embedding: Literal["plr", "none"] = Field(
-        "none", description="plr: the numeric columns go through params:modelling.plr first"
-    )
-
-
-# The parameter sections that belong to one family and the families they belong to.
-FAMILY_SECTIONS = {"plr": ("plr_mlp", "tabm"), "tabm": ("tabm",)}
-
-
-def section_used(section: str, architecture: str, numeric_embedding: str = "none") -> bool:
-    """Whether a family section (``plr``, ``tabm``) is used by ``architecture`` (and ``tabm.numeric_embedding``)."""
-    if section == "plr":
-        return architecture == "plr_mlp" or (architecture == "tabm" and numeric_embedding == "plr")
-    return architecture in FAMILY_SECTIONS.get(section, ARCHITECTURES)
-
-
-def _choices(modelling: Mapping[str, Any]) -> tuple[str, str]:
-    tabm = modelling.get("tabm") or {}
-    return str(modelling.get("architecture", "mlp")), str(tabm.get("numeric_embedding", "none"))
-
-
-def key_used(path: str, modelling: Mapping[str, Any]) -> bool:
-    """Whether a (dotted) key of ``params:modelling`` is used by the family its dictionary chooses."""
-    section = path.split(".", 1)[0]
-    return section not in FAMILY_SECTIONS or section_used(section, *_choices(modelling))
-
-
-def without_unused_sections(modelling: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``params:modelling`` dictionary without the family sections its architecture does not use."""
-    return {key: value for key, value in modelling.items() if key_used(key, modelling)}
-
-
-def family_of(path: str, modelling: Mapping[str, Any]) -> dict[str, Any]:
-    """The overrides that choose a family using the (dotted) key ``path``; empty when the current one does."""
-    section = path.split(".", 1)[0]
-    if section not in FAMILY_SECTIONS or key_used(path, modelling):
-        return {}
-    return {"architecture": FAMILY_SECTIONS[section][0]}
 
 
 @register("modelling")

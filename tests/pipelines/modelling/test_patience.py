@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deep_learning_workflow.models.fitting import early_stopping, early_stopping_patience
+from deep_learning_workflow.models.patience import early_stopping, early_stopping_patience
 from deep_learning_workflow.models.preprocessing import as_params
 
 from .conftest import modelling_params

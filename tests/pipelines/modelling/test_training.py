@@ -106,7 +106,7 @@ def test_training_records_history_and_restores_the_best_epoch(train, val, column
         dropout=0.0,
         learning_rate=0.05,
         epochs=12,
-        early_stopping={"patience": 12},
+        early_stopping={"patience": 12, "holdout": 0.0},
     )
     trained = train_model(train.head(150), val, columns, params, seed=3)
     history = trained.history

@@ -1,7 +1,9 @@
-"""Nodes of the modelling pipeline: checks, baselines, the sanity check, training over seeds, reports.
+"""Nodes of the modelling pipeline: checks, the sanity check, training over seeds, the model's description.
 
-TensorFlow is imported only inside the functions of :mod:`.training` that need it, never when this module is
-imported, so listing or visualising the pipelines stays fast.
+The baselines' nodes are in :mod:`.baselines`, the learning curves' plot and diagnosis in :mod:`.diagnosis`; this
+module re-exports them, so the pipeline takes every node from here. TensorFlow is imported only inside the
+training functions that need it, never when this module is imported, so listing or visualising the pipelines stays
+fast.
 """
 
 from __future__ import annotations
@@ -13,39 +15,41 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from deep_learning_workflow.columns import ColumnRoles, target_classes, target_labels
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.models import transfer
-from deep_learning_workflow.models.fitting import (
-    early_stopping_patience,
-    encode_labels,
-    monitored_metric,
-    overfit_one_batch,
-    train_model,
-)
+from deep_learning_workflow.models.fitting import encode_labels, monitored_metric, train_model
 from deep_learning_workflow.models.preprocessing import (
     as_params,
     as_roles,
     check_roles_for_modelling,
 )
+from deep_learning_workflow.models.sanity import overfit_one_batch
 from deep_learning_workflow.models.schema import ModellingParams
 from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.problem import ProblemDefinition
 from deep_learning_workflow.progress import keras_verbose
 
+from .baselines import BASELINES, build_baseline, fit_baseline_models
+from .diagnosis import ADVICE, diagnose_training, plot_training_history
+
 logger = logging.getLogger(__name__)
 
-BASELINES = ("majority_class", "logistic_regression", "gradient_boosting")
+__all__ = [
+    "ADVICE",
+    "BASELINES",
+    "build_baseline",
+    "check_modelling_inputs",
+    "check_overfit_one_batch",
+    "check_transfer_sources",
+    "describe_model",
+    "diagnose_training",
+    "fit_baseline_models",
+    "plot_training_history",
+    "train_seed_models",
+]
 
 
 def check_modelling_inputs(
@@ -95,119 +99,6 @@ def check_modelling_inputs(
     return roles.model_dump(mode="json")
 
 
-def _as_float(frame: pd.DataFrame) -> np.ndarray:
-    return frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _as_strings(frame: pd.DataFrame) -> np.ndarray:
-    # The same strings the Keras model sees (model_inputs.to_model_inputs): "" for a missing value.
-    return np.column_stack(
-        [np.where(frame[c].isna(), "", frame[c].astype(str)) for c in frame.columns]
-    ).astype(object)
-
-
-def _text_as_strings(series: pd.Series) -> list[str]:
-    return [str(value) for value in series.fillna("")]
-
-
-def build_baseline(name: str, roles: ColumnRoles, params: ModellingParams, seed: int) -> Pipeline:
-    """An unfitted scikit-learn baseline whose preprocessing is fitted with it, on the rows it is fitted on.
-
-    Args:
-        name: one of :data:`BASELINES`.
-        roles: resolved column roles.
-        params: ``params:modelling`` (imputation, class weights and the baselines' own settings).
-        seed: random state.
-
-    Returns:
-        ``Pipeline(preprocess=ColumnTransformer, classifier=...)`` taking a raw frame of the feature columns.
-    """
-    if name not in BASELINES:
-        raise ValueError(f"Unknown baseline '{name}'; choose one of {list(BASELINES)}.")
-    numeric_steps = [
-        ("to_float", FunctionTransformer(_as_float)),
-        ("impute", SimpleImputer(strategy=params.numeric.imputation)),
-        ("scale", StandardScaler()),
-    ]
-    transformers: list[tuple[str, Any, Any]] = []
-    if roles.numeric:
-        transformers.append(("numeric", Pipeline(numeric_steps), list(roles.numeric)))
-    if roles.categorical:
-        encoder = OneHotEncoder(
-            handle_unknown="ignore",
-            min_frequency=params.categorical.min_frequency,
-            sparse_output=False,
-        )
-        transformers.append(
-            (
-                "categorical",
-                Pipeline([("to_str", FunctionTransformer(_as_strings)), ("one_hot", encoder)]),
-                list(roles.categorical),
-            )
-        )
-    for column in roles.text:
-        tfidf = TfidfVectorizer(max_features=params.baselines.text_max_features)
-        transformers.append(
-            (
-                f"text_{column}",
-                Pipeline([("to_str", FunctionTransformer(_text_as_strings)), ("tfidf", tfidf)]),
-                column,
-            )
-        )
-    class_weight = "balanced" if params.class_weight == "balanced" else None
-    if name == "majority_class":
-        classifier: Any = DummyClassifier(strategy="prior")
-    elif name == "logistic_regression":
-        settings = params.baselines.logistic_regression
-        classifier = LogisticRegression(
-            C=settings.C, max_iter=settings.max_iter, class_weight=class_weight, random_state=seed
-        )
-    else:
-        settings = params.baselines.gradient_boosting
-        classifier = HistGradientBoostingClassifier(
-            learning_rate=settings.learning_rate,
-            max_iter=settings.max_iter,
-            max_leaf_nodes=settings.max_leaf_nodes,
-            l2_regularization=settings.l2_regularization,
-            early_stopping=settings.early_stopping,
-            class_weight=class_weight,
-            random_state=seed,
-        )
-    # Dense output: gradient boosting takes no sparse matrix.
-    preprocess = ColumnTransformer(
-        transformers, remainder="drop", sparse_threshold=0.0 if name == "gradient_boosting" else 0.3
-    )
-    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
-
-
-def fit_baseline_models(
-    train_balanced: pd.DataFrame,
-    modelling_roles: dict[str, Any],
-    modelling: dict[str, Any],
-    seed: int,
-) -> dict[str, Pipeline]:
-    """Fit the majority-class, logistic-regression and gradient-boosting baselines on the model's training rows.
-
-    Args:
-        train_balanced: the rows the Keras model is fitted on (no validation or test row).
-        modelling_roles: resolved column roles.
-        modelling: ``params:modelling``.
-        seed: ``params:seed``.
-
-    Returns:
-        Baseline name to fitted pipeline; ``predict_proba`` takes a raw frame of the feature columns and its
-        columns follow ``target_classes(train[target])``.
-    """
-    params = as_params(modelling)
-    roles = as_roles(modelling_roles)
-    features = train_balanced[roles.features]
-    labels = target_labels(train_balanced[roles.target])
-    fitted = {}
-    for name in BASELINES:
-        fitted[name] = build_baseline(name, roles, params, seed).fit(features, labels)
-    return fitted
-
-
 def check_overfit_one_batch(
     train: pd.DataFrame, modelling_roles: dict[str, Any], modelling: dict[str, Any], seed: int
 ) -> dict[str, Any]:
@@ -220,7 +111,7 @@ def check_overfit_one_batch(
         seed: ``params:seed``.
 
     Returns:
-        The report (see :func:`deep_learning_workflow.models.fitting.overfit_one_batch`), or ``{"enabled": false}`` when switched off.
+        The report (see :func:`deep_learning_workflow.models.sanity.overfit_one_batch`), or ``{"enabled": false}`` when switched off.
 
     Raises:
         ValueError: when the batch's loss stays above ``sanity_check.max_loss``, with what to check.
@@ -342,9 +233,7 @@ def train_seed_models(  # noqa: PLR0913
             "seed": seed + offset,
             "epochs_run": len(result.history["loss"]),
             "best_epoch": result.best_epoch + 1,
-            "patience": early_stopping_patience(
-                params, encode_labels(val[roles.target], result.classes, "val")
-            ),
+            "patience": result.patience,
             "validation": _validation_metrics(result.model, val, roles, result.classes),
         }
         logger.info(
@@ -362,6 +251,8 @@ def train_seed_models(  # noqa: PLR0913
         "best_epoch": runs[kept]["best_epoch"],
         "epochs_run": runs[kept]["epochs_run"],
         "monitor": monitor,
+        # The rows behind the history's val_ curves: a holdout of the fitted rows, or the validation split.
+        "watched": "holdout" if _watches_holdout(params) else "val",
         "class_prior_loss": _class_prior_loss(train_balanced[roles.target], results[kept].classes),
         "history": results[kept].history,
     }
@@ -378,6 +269,10 @@ def train_seed_models(  # noqa: PLR0913
         ),
     }
     return model, history, report
+
+
+def _watches_holdout(params: ModellingParams) -> bool:
+    return params.early_stopping.enabled and params.early_stopping.holdout > 0
 
 
 def _validation_metrics(
@@ -501,122 +396,4 @@ def describe_model(
             "scikit-learn": _version("scikit-learn"),
             "python": platform.python_version(),
         },
-    }
-
-
-def plot_training_history(training_history: dict[str, Any]) -> Any:
-    """Learning curves of the kept model: loss and each metric per epoch, train vs validation, best epoch marked.
-
-    Returns:
-        A plotly figure (kedro-viz previews it).
-    """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    history = training_history["history"]
-    names = [key for key in history if not key.startswith("val_") and f"val_{key}" in history]
-    figure = make_subplots(
-        rows=len(names), cols=1, shared_xaxes=True, subplot_titles=names, vertical_spacing=0.06
-    )
-    for row, name in enumerate(names, start=1):
-        epochs = list(range(1, len(history[name]) + 1))
-        for key, label, dash in ((name, "train", "solid"), (f"val_{name}", "validation", "dash")):
-            figure.add_trace(
-                go.Scatter(
-                    x=epochs,
-                    y=history[key],
-                    mode="lines+markers",
-                    name=label,
-                    legendgroup=label,
-                    showlegend=row == 1,
-                    line={"dash": dash, "color": "#1f77b4" if label == "train" else "#ff7f0e"},
-                ),
-                row=row,
-                col=1,
-            )
-        figure.add_vline(
-            x=training_history["best_epoch"], line={"dash": "dot", "color": "grey"}, row=row, col=1
-        )
-    figure.update_xaxes(title_text="epoch", row=len(names), col=1)
-    figure.update_layout(
-        title=f"Training history (seed {training_history['seed']}; dotted: best epoch {training_history['best_epoch']})",
-        height=260 * len(names),
-        template="plotly_white",
-    )
-    return figure
-
-
-ADVICE = {
-    "unstable": (
-        "Learning is unstable: lower params:modelling.learning_rate (e.g. by 3x), raise batch_size, or turn on "
-        "batch_norm; check the inputs for extreme values (numeric.clip_quantiles)."
-    ),
-    "overfitting": (
-        "The model overfits after its best epoch (early stopping kept the best weights): raise dropout or l2, "
-        "use fewer hidden_layers or units, or add training rows."
-    ),
-    "underfitting": (
-        "The model underfits: train longer (epochs, early_stopping.patience) or with a higher learning_rate, "
-        "use more units or hidden_layers, lower dropout or l2, and compare with the baselines to check that the "
-        "features carry signal."
-    ),
-}
-
-
-def diagnose_training(
-    training_history: dict[str, Any], modelling: dict[str, Any]
-) -> dict[str, Any]:
-    """Read the learning curves for unstable learning, overfitting and underfitting.
-
-    - unstable: the training loss rises in at least ``diagnosis.unstable_rises`` of the epochs, or spikes above
-      ``diagnosis.unstable_spike`` times its lowest value so far;
-    - overfitting: the gap between validation and training loss grows by more than ``diagnosis.overfitting_gap``
-      from the best epoch to the last while the validation loss rises;
-    - underfitting: at the best epoch the training loss is still above ``diagnosis.underfitting_loss_ratio``
-      times the class-prior loss (both curves poor), or the best epoch is the last of all ``epochs`` (still
-      improving when training stopped).
-
-    Returns:
-        ``flags`` (name to bool), ``evidence`` (the numbers behind them), ``advice`` (one line per raised flag),
-        ``healthy`` (no flag).
-    """
-    params = as_params(modelling)
-    settings = params.diagnosis
-    history = training_history["history"]
-    loss = np.asarray(history["loss"], dtype="float64")
-    val_loss = np.asarray(history.get("val_loss", loss), dtype="float64")
-    best = int(training_history["best_epoch"]) - 1
-    last = len(loss) - 1
-    rises = float(np.mean(np.diff(loss) > 1e-4 * np.abs(loss[:-1]))) if loss.size > 1 else 0.0
-    running_min = np.minimum.accumulate(loss)
-    spike = float(np.max(loss[1:] / running_min[:-1])) if loss.size > 1 else 1.0
-    gap = val_loss - loss
-    gap_growth = float(gap[last] - gap[best])
-    prior = float(training_history["class_prior_loss"])
-    loss_ratio = float(loss[best] / prior) if prior > 0 else 0.0
-    still_improving = best == last and len(loss) >= params.epochs
-    flags = {
-        "unstable": bool(
-            (loss.size >= 4 and rises >= settings.unstable_rises) or spike > settings.unstable_spike
-        ),
-        "overfitting": bool(
-            gap_growth > settings.overfitting_gap and val_loss[last] > val_loss[best]
-        ),
-        "underfitting": bool(loss_ratio > settings.underfitting_loss_ratio or still_improving),
-    }
-    return {
-        "flags": flags,
-        "evidence": {
-            "epochs_run": int(loss.size),
-            "best_epoch": best + 1,
-            "share_of_epochs_with_rising_train_loss": rises,
-            "largest_train_loss_jump": spike,
-            "loss_gap_at_best_epoch": float(gap[best]),
-            "loss_gap_at_last_epoch": float(gap[last]),
-            "loss_gap_growth": gap_growth,
-            "train_loss_over_class_prior_loss": loss_ratio,
-            "still_improving_at_last_epoch": bool(still_improving),
-        },
-        "advice": [ADVICE[name] for name, raised in flags.items() if raised],
-        "healthy": not any(flags.values()),
     }
