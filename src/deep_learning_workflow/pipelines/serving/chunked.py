@@ -27,7 +27,7 @@ from deep_learning_workflow.datasets.chunked import (
     table_columns,
 )
 from deep_learning_workflow.inference import compile_engine, probe_columns
-from deep_learning_workflow.model_inputs import to_model_inputs
+from deep_learning_workflow.inference.optimise_batch import coded_inputs
 
 from .nodes import predictions_frame, validate_scoring_batch
 from .scoring_settings import ScoringSettings
@@ -62,7 +62,8 @@ def score_chunk(
         validated = validate_scoring_batch(chunk, serving_bundle)
     except ValueError as error:
         raise ValueError(f"{error} (rows {first_row} to {first_row + len(chunk) - 1})") from None
-    inputs = to_model_inputs(validated, serving_bundle.roles)
+    # Categorical columns as codes: the engine looks each distinct value up once per chunk.
+    inputs = coded_inputs(validated, serving_bundle.roles)
     probabilities = np.asarray(forward(inputs), dtype="float64")
     # As in predict_probabilities: float32 rows sum to 1 only within ~1e-7.
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
