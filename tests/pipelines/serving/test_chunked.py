@@ -22,6 +22,8 @@ from deep_learning_workflow.pipelines.serving.batch_scoring import score_scoring
 from deep_learning_workflow.pipelines.serving.chunked import compile_forward
 from deep_learning_workflow.pipelines.serving.nodes import (
     export_serving_bundle,
+)
+from deep_learning_workflow.pipelines.serving.scoring import (
     score_batch,
     validate_scoring_batch,
 )
