@@ -71,8 +71,14 @@ def _gelu_block(x: np.ndarray) -> np.ndarray:
         poly *= t
         poly += FLOAT(a)
     poly *= t
-    tail = np.exp(-(u * u)) * poly  # 1 - erf(|x| / sqrt(2))
-    return np.where(x >= 0, x * (FLOAT(1) - FLOAT(0.5) * tail), FLOAT(0.5) * x * tail)
+    # half = x (1 - erf(|x| / sqrt(2))) / 2; GELU(x) = x - half for x >= 0, half for x < 0.
+    np.multiply(u, u, out=u)
+    np.negative(u, out=u)
+    np.exp(u, out=u)
+    poly *= u
+    poly *= x
+    poly *= FLOAT(0.5)
+    return np.where(x >= 0, x - poly, poly)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
