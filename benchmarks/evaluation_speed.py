@@ -24,7 +24,7 @@ from common import copy_project, parameters
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 
 from deep_learning_workflow.bootstrap import bootstrap_scores, percentile_interval
-from deep_learning_workflow.pipelines.evaluation import nodes
+from deep_learning_workflow.pipelines.evaluation import nodes, release
 
 SIZES = (15_000, 150_000)
 TARGET_SECONDS = 10.0
@@ -121,7 +121,7 @@ def _evaluate(trained: dict, params: dict, size: int, table: dict, problems: lis
         table,
         size,
         "run_release_scenarios",
-        nodes.run_release_scenarios,
+        release.run_release_scenarios,
         model,
         trained["release_scenarios"],
         decision,
@@ -131,7 +131,7 @@ def _evaluate(trained: dict, params: dict, size: int, table: dict, problems: lis
         table,
         size,
         "compare_with_baselines",
-        nodes.compare_with_baselines,
+        release.compare_with_baselines,
         predictions,
         decision,
         baseline_metrics,
@@ -143,7 +143,7 @@ def _evaluate(trained: dict, params: dict, size: int, table: dict, problems: lis
         table,
         size,
         "evaluate_release_gate",
-        nodes.evaluate_release_gate,
+        release.evaluate_release_gate,
         validation,
         comparisons,
         decision,

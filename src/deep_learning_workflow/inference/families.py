@@ -29,10 +29,20 @@ class PeriodicEmbedding:
         self.bias = np.broadcast_to(bias, (features, bias.shape[-1]))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        angles = np.asarray(x, dtype=FLOAT)[:, :, None] * self.frequencies  # (n, features, k)
-        periodic = np.concatenate([np.cos(angles), np.sin(angles)], axis=-1)  # (n, features, 2k)
-        out = np.einsum("bfk,fkd->bfd", periodic, self.kernel) + self.bias
-        return np.maximum(out, FLOAT(0)).reshape(out.shape[0], -1)
+        x = np.asarray(x, dtype=FLOAT)
+        rows, features = x.shape
+        k, width = self.frequencies.shape[1], self.kernel.shape[-1]
+        out = np.empty((rows, features * width), dtype=FLOAT)
+        periodic = np.empty((rows, 2 * k), dtype=FLOAT)
+        # Feature by feature, one BLAS product each: an einsum over (n, features, 2k) does not reach BLAS.
+        for feature in range(features):
+            angles = x[:, feature, None] * self.frequencies[feature]  # (n, k)
+            np.cos(angles, out=periodic[:, :k])
+            np.sin(angles, out=periodic[:, k:])
+            part = out[:, feature * width : (feature + 1) * width]
+            np.matmul(periodic, self.kernel[feature], out=part)
+            part += self.bias[feature]
+        return np.maximum(out, FLOAT(0), out=out)
 
 
 class BatchEnsembleDense:

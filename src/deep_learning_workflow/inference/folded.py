@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .activations import FLOAT, activation
+from .optimise_batch import lookup_index, sum_table_rows
 from .text import LookupIndex
 
 
@@ -29,7 +30,7 @@ class TabulatedLookup:
         if len(values) == 1:
             row = self.lookup.indices(values)[0]
             return tuple(table[row : row + 1] for table in self.tables)
-        index = self.lookup.index_array(values)
+        index = lookup_index(self.lookup, values)
         return tuple(table.take(index, axis=0) for table in self.tables)
 
 
@@ -85,32 +86,24 @@ class FirstLayer:
         rows = first.shape[0] if isinstance(first, np.ndarray) else len(first)
         if rows == 1:
             return self._one(strings, numbers, others)
-        if self.lookups:
-            index = np.empty((rows, len(self.lookups)), dtype=np.intp)
-            for position, ((lookup, offset), column) in enumerate(
-                zip(self.lookups, strings, strict=True)
-            ):
-                index[:, position] = lookup.index_array(column, offset)
-            if self.table.shape[0] <= 4096:
-                # A 0/1 matrix times the table sums the same rows, in one BLAS call.
-                chosen = np.zeros((rows, self.table.shape[0]))
-                chosen[np.arange(rows)[:, None], index] = 1.0
-                hidden = chosen @ self.table + self.bias
-            else:
-                hidden = np.tile(self.bias, (rows, 1))
-                for position in range(index.shape[1]):
-                    hidden += self.table.take(index[:, position], axis=0)
-        else:
-            hidden = np.tile(self.bias, (rows, 1))
-        if self.chains:
-            arrays = [np.asarray(column, dtype=FLOAT).reshape(-1, 1) for column in numbers]
-            parts = []
-            for source, chain in zip(self.chain_inputs, self.chains, strict=True):
-                part = arrays[source]
-                for op in chain:
-                    part = op(part)
-                parts.append(part)
-            hidden += np.hstack(parts).astype(np.float64) @ self.chain_weights
+        # As for one record: each row is a weighted sum of rows of [table; bias; chain weights], the chosen lookup
+        # rows and the bias with weight 1, each numeric part's row with the part's value; one sparse product.
+        index = np.empty((rows, len(self.lookups) + len(self._fixed_rows)), dtype=np.intp)
+        scale = np.ones(index.shape)
+        for position, ((lookup, offset), column) in enumerate(
+            zip(self.lookups, strings, strict=True)
+        ):
+            index[:, position] = lookup_index(lookup, column, offset)
+        index[:, len(self.lookups) :] = self._fixed_rows
+        arrays = [np.asarray(column, dtype=FLOAT).reshape(-1, 1) for column in numbers]
+        for position, (source, chain) in enumerate(
+            zip(self.chain_inputs, self.chains, strict=True), start=len(self.lookups) + 1
+        ):
+            part = arrays[source]
+            for op in chain:
+                part = op(part)
+            scale[:, position] = np.asarray(part).reshape(-1)
+        hidden = sum_table_rows(self._rows, index, scale)
         for part, weights in zip(others, self.other_weights, strict=True):
             hidden += np.asarray(part, dtype=np.float64) @ weights
         return self.activation(hidden.astype(FLOAT))

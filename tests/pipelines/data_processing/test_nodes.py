@@ -11,17 +11,19 @@ import pytest
 import yaml
 
 from deep_learning_workflow.parameters import parse
-from deep_learning_workflow.pipelines.data_processing.nodes import (
-    DataProcessingParameters,
-    TextCleaning,
-    clean_acquired_table,
-    normalise_text,
+from deep_learning_workflow.pipelines.data_processing.eda import (
     plot_categorical_frequencies,
     plot_class_balance,
     plot_correlations,
     plot_missing_values,
     plot_numeric_distributions,
     summarise_clean_table,
+)
+from deep_learning_workflow.pipelines.data_processing.nodes import (
+    DataProcessingParameters,
+    TextCleaning,
+    clean_acquired_table,
+    normalise_text,
 )
 
 COLUMNS = {

@@ -12,12 +12,14 @@ from deep_learning_workflow.parameters import parse, validate_parameters
 from deep_learning_workflow.pipelines.evaluation.gate import lead_passes
 from deep_learning_workflow.pipelines.evaluation.nodes import (
     choose_decision_threshold,
-    compare_with_baselines,
-    evaluate_release_gate,
     evaluate_validation,
     predict_validation,
-    record_release,
     resolve_evaluation_setup,
+)
+from deep_learning_workflow.pipelines.evaluation.release import (
+    compare_with_baselines,
+    evaluate_release_gate,
+    record_release,
 )
 from deep_learning_workflow.pipelines.evaluation.schema import EvaluationParameters
 

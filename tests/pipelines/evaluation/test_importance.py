@@ -65,3 +65,35 @@ def test_importance_finds_the_column_the_model_uses(validation):
     figure = plot_permutation_importance(result)
     assert list(figure.data[0].y) == ["contract", "tenure"]  # most important drawn on top
     assert list(figure.data[0].error_x.array) == [0.0, ranked["tenure"]["std"]]
+
+
+def test_a_large_validation_split_is_sampled_to_a_bounded_seeded_size(validation, monkeypatch):
+    from deep_learning_workflow.pipelines.evaluation import importance
+
+    setup = {
+        "roles": {
+            "key": "customer_id",
+            "target": "churn",
+            "positive_class": "Yes",
+            "numeric": ["tenure"],
+            "categorical": ["contract"],
+            "text": [],
+        },
+        "classes": ["No", "Yes"],
+        "positive_class": "Yes",
+    }
+    whole = compute_permutation_importance(
+        TenureOnlyModel(), validation, setup, {"primary_metric": "pr_auc"}, seed=0
+    )
+    assert whole["rows"] == len(validation)
+    monkeypatch.setattr(importance, "MAX_ROWS", 120)
+    sampled = compute_permutation_importance(
+        TenureOnlyModel(), validation, setup, {"primary_metric": "pr_auc"}, seed=0
+    )
+    again = compute_permutation_importance(
+        TenureOnlyModel(), validation, setup, {"primary_metric": "pr_auc"}, seed=0
+    )
+    assert sampled["rows"] == 120
+    assert sampled == again
+    assert sampled["score"] != whole["score"]
+    assert sampled["features"][0]["feature"] == "tenure"

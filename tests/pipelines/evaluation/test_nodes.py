@@ -24,13 +24,15 @@ from deep_learning_workflow.pipelines.evaluation.nodes import (
     evaluate_validation,
     predict_validation,
     resolve_evaluation_setup,
-    run_release_scenarios,
 )
 from deep_learning_workflow.pipelines.evaluation.plots import (
     plot_calibration_curves,
     plot_confusion_matrix,
     plot_precision_recall_curves,
     plot_roc_curves,
+)
+from deep_learning_workflow.pipelines.evaluation.release import (
+    run_release_scenarios,
 )
 from deep_learning_workflow.pipelines.evaluation.schema import EvaluationParameters
 

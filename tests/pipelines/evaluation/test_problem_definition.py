@@ -15,12 +15,14 @@ from deep_learning_workflow.hooks import ValidateParametersHook
 from deep_learning_workflow.parameters import parse, validate_parameters
 from deep_learning_workflow.pipelines.evaluation.nodes import (
     choose_decision_threshold,
-    compare_with_baselines,
-    evaluate_release_gate,
     evaluate_test_split,
     evaluate_validation,
     predict_validation,
     resolve_evaluation_setup,
+)
+from deep_learning_workflow.pipelines.evaluation.release import (
+    compare_with_baselines,
+    evaluate_release_gate,
 )
 from deep_learning_workflow.pipelines.evaluation.report import render_model_report
 from deep_learning_workflow.problem import ProblemDefinition

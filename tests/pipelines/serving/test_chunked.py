@@ -15,11 +15,15 @@ from deep_learning_workflow.datasets.chunked import (
     TableSource,
 )
 from deep_learning_workflow.inference.engine import PARITY_ATOL, PARITY_RTOL
+from deep_learning_workflow.inference.optimise_batch import coded_inputs
+from deep_learning_workflow.model_inputs import to_model_inputs
 from deep_learning_workflow.parameters import validate_parameters
 from deep_learning_workflow.pipelines.serving.batch_scoring import score_scoring_batch
 from deep_learning_workflow.pipelines.serving.chunked import compile_forward
 from deep_learning_workflow.pipelines.serving.nodes import (
     export_serving_bundle,
+)
+from deep_learning_workflow.pipelines.serving.scoring import (
     score_batch,
     validate_scoring_batch,
 )
@@ -151,3 +155,19 @@ def test_a_failed_publish_leaves_the_previous_predictions(tmp_path, private_temp
 def test_chunk_rows_must_be_a_positive_integer(chunk_rows):
     with pytest.raises(ValueError, match="serving.scoring.chunk_rows"):
         validate_parameters({"serving": {"scoring": {"chunk_rows": chunk_rows}}})
+
+
+def test_the_engine_scores_coded_columns_as_plain_columns(bundle, new_records):
+    """Unseen categories and missing values included: codes only change how the lookups are done."""
+    records = new_records.copy()
+    records.loc[::7, "contract"] = "a contract never seen"
+    records.loc[::5, "paperless_billing"] = None
+    records.loc[::3, "tenure"] = np.nan
+    validated = validate_scoring_batch(records, bundle)
+    forward, _ = compile_forward(bundle)
+    np.testing.assert_allclose(
+        forward(coded_inputs(validated, bundle.roles)),
+        forward(to_model_inputs(validated, bundle.roles)),
+        rtol=1e-6,
+        atol=1e-7,
+    )

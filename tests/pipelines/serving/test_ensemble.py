@@ -9,6 +9,8 @@ from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.models.ensemble import member_count, members
 from deep_learning_workflow.pipelines.serving.nodes import (
     export_serving_bundle,
+)
+from deep_learning_workflow.pipelines.serving.scoring import (
     score_batch,
     validate_scoring_batch,
 )

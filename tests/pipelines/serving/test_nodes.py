@@ -26,6 +26,8 @@ from deep_learning_workflow.pipelines.serving.nodes import (
     plot_drift_distributions,
     plot_drift_scores,
     report_drift,
+)
+from deep_learning_workflow.pipelines.serving.scoring import (
     score_batch,
     validate_scoring_batch,
 )

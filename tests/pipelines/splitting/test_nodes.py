@@ -8,14 +8,16 @@ import pytest
 
 from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.parameters import parse, validate_parameters
+from deep_learning_workflow.pipelines.splitting.balancing import (
+    balance_training_split,
+    training_fill_values,
+)
 from deep_learning_workflow.pipelines.splitting.nodes import (
     SplittingParameters,
     allocate_rows,
-    balance_training_split,
     minimum_class_rows,
     report_split,
     split_clean_table,
-    training_fill_values,
 )
 
 COLUMNS = {

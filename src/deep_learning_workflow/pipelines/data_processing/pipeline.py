@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
-from .nodes import (
-    clean_acquired_table,
+from .eda import (
     plot_categorical_frequencies,
     plot_class_balance,
     plot_correlations,
@@ -13,6 +12,7 @@ from .nodes import (
     plot_numeric_distributions,
     summarise_clean_table,
 )
+from .nodes import clean_acquired_table
 
 
 def create_pipeline(**kwargs) -> Pipeline:

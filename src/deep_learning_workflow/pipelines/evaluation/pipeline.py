@@ -13,20 +13,22 @@ from .importance import compute_permutation_importance, plot_permutation_importa
 from .nodes import (
     choose_decision_threshold,
     collect_tracking_records,
-    compare_with_baselines,
-    evaluate_release_gate,
     evaluate_test_split,
     evaluate_validation,
     predict_validation,
-    record_release,
     resolve_evaluation_setup,
-    run_release_scenarios,
 )
 from .plots import (
     plot_calibration_curves,
     plot_confusion_matrix,
     plot_precision_recall_curves,
     plot_roc_curves,
+)
+from .release import (
+    compare_with_baselines,
+    evaluate_release_gate,
+    record_release,
+    run_release_scenarios,
 )
 from .report import render_model_report
 

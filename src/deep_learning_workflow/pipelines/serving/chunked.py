@@ -1,7 +1,7 @@
 """Batch scoring in chunks of a fixed number of rows, with constant memory.
 
-Each chunk goes through the same steps as a small batch: :func:`~.nodes.validate_scoring_batch`, the model's
-forward pass, :func:`~.nodes.predictions_frame`. The forward pass is the REST service's engine (the model compiled
+Each chunk goes through the same steps as a small batch: :func:`~.scoring.validate_scoring_batch`, the model's
+forward pass, :func:`~.scoring.predictions_frame`. The forward pass is the REST service's engine (the model compiled
 into a NumPy pass, checked against the Keras model at compile time, or a ``tf.function`` when it cannot be
 compiled). Predictions are appended to a staged Parquet file that the catalog renames into place at the end.
 The drift report reads a seeded uniform sample of the validated records of bounded size.
@@ -27,9 +27,9 @@ from deep_learning_workflow.datasets.chunked import (
     table_columns,
 )
 from deep_learning_workflow.inference import compile_engine, probe_columns
-from deep_learning_workflow.model_inputs import to_model_inputs
+from deep_learning_workflow.inference.optimise_batch import coded_inputs
 
-from .nodes import predictions_frame, validate_scoring_batch
+from .scoring import predictions_frame, validate_scoring_batch
 from .scoring_settings import ScoringSettings
 
 logger = logging.getLogger(__name__)
@@ -53,16 +53,17 @@ def score_chunk(
     """Validate and score one chunk of raw records.
 
     Returns:
-        The validated chunk and its predictions (as :func:`~.nodes.score_batch` makes them).
+        The validated chunk and its predictions (as :func:`~.scoring.score_batch` makes them).
 
     Raises:
-        ValueError: as :func:`~.nodes.validate_scoring_batch`, naming the chunk's rows.
+        ValueError: as :func:`~.scoring.validate_scoring_batch`, naming the chunk's rows.
     """
     try:
         validated = validate_scoring_batch(chunk, serving_bundle)
     except ValueError as error:
         raise ValueError(f"{error} (rows {first_row} to {first_row + len(chunk) - 1})") from None
-    inputs = to_model_inputs(validated, serving_bundle.roles)
+    # Categorical columns as codes: the engine looks each distinct value up once per chunk.
+    inputs = coded_inputs(validated, serving_bundle.roles)
     probabilities = np.asarray(forward(inputs), dtype="float64")
     # As in predict_probabilities: float32 rows sum to 1 only within ~1e-7.
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
-from .nodes import balance_training_split, report_split, split_clean_table
+from .balancing import balance_training_split
+from .nodes import report_split, split_clean_table
 
 
 def create_pipeline(**kwargs) -> Pipeline:
