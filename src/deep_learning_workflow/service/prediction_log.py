@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 NUMPY = orjson.OPT_SERIALIZE_NUMPY
 SLICE_RECORDS = 20_000
 """Records turned into rows and inserted per transaction (the event loop gets the GIL back in between)."""
+YIELD_EVERY = 128
+"""Entries turned into rows between two hand-overs of the GIL to the event loop."""
 
 
 class LogEntry(NamedTuple):
@@ -230,13 +232,16 @@ class PredictionLogWriter:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
             stopping = self._stopping
-            # Under steady load the queue never empties: after a tick's worth, notify and refresh anyway.
-            deadline = time.monotonic() + self.flush_seconds
-            while self._pending and (stopping or time.monotonic() < deadline):
+            # What is queued now, in slices; what arrives meanwhile waits for the next tick (or, once half the
+            # queue is taken, the next wake-up): a writer that chased every new entry would hold the GIL
+            # against the event loop for the many small transactions it then wrote.
+            entries = len(self._pending)
+            while entries > 0:
                 try:
-                    self._drain()
+                    entries -= self._drain(entries)
                 except Exception:  # the writer must outlive any bad entry
                     logger.exception("Could not log a batch of requests")
+                    break
                 time.sleep(0)  # let the event loop in between slices
             self.metrics.log_queue.set(self.waiting)
             if self.on_idle is not None:
@@ -244,15 +249,17 @@ class PredictionLogWriter:
             with self._drained:
                 self._drains += 1
                 self._drained.notify_all()
-                if self._pending:
-                    self._wake.set()
-            if stopping and not self._pending:  # on the way out, everything queued is written
-                return
+            if stopping:  # on the way out, everything queued is written
+                if not self._pending:
+                    return
+                self._wake.set()
+            elif self.waiting >= self.queue_size // 2:
+                self._wake.set()
 
-    def _take(self) -> list[LogEntry]:
+    def _take(self, limit: int) -> list[LogEntry]:
         entries: list[LogEntry] = []
         records = 0
-        while records < SLICE_RECORDS:
+        while records < SLICE_RECORDS and len(entries) < limit:
             try:
                 entry = self._pending.popleft()
             except IndexError:
@@ -262,12 +269,13 @@ class PredictionLogWriter:
         self._taken += records
         return entries
 
-    def _drain(self) -> None:
-        entries = self._take()
+    def _drain(self, limit: int) -> int:
+        """Write up to ``limit`` queued entries (one slice); returns how many were taken."""
+        entries = self._take(limit)
         rows: list[tuple[Any, ...]] = []
         counts: list[int] = []
         texts: list[str | None] = []
-        for entry in entries:
+        for number, entry in enumerate(entries, 1):
             try:
                 if self.on_records is not None:
                     self.on_records(entry.records)
@@ -278,9 +286,12 @@ class PredictionLogWriter:
                 texts.append(text)
             except (
                 Exception
-            ) as error:  # one entry that cannot become a row costs its own records only
+            ) as error:  # an entry that cannot become a row costs its own records only
                 self._dropped(len(entry.records), error)
                 texts.append(None)
+            if not number % YIELD_EVERY:
+                # Hand the GIL to the event loop now and then: it would otherwise wait for the switch interval.
+                time.sleep(0)
         if self.shadow is not None:
             try:
                 shadow_rows = self._shadow_rows(entries, texts)
@@ -289,6 +300,7 @@ class PredictionLogWriter:
             except Exception:  # the served rows are written whatever the shadow does
                 logger.exception("The shadow could not score %d requests", len(entries))
         self._write(rows, counts)
+        return len(entries) or limit
 
     def _records_text(self, entry: LogEntry) -> str:
         """The records' JSON: the body itself when it is UTF-8 (what orjson parsed always is)."""
@@ -319,7 +331,7 @@ class PredictionLogWriter:
     def _row(self, entry: LogEntry, text: str) -> tuple[Any, ...]:
         """The served row of an entry, in :data:`COLUMNS` order."""
         count = len(entry.records)
-        if not len(entry.probabilities) == len(entry.probability) == len(entry.labels) == count:
+        if len(entry.labels) != count or len(entry.probabilities) != count:
             raise ValueError(
                 f"request {entry.request_id}: {count} records but {len(entry.probabilities)} probabilities "
                 f"and {len(entry.labels)} labels"
