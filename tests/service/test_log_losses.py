@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import orjson
+import pytest
 import sqlalchemy as sa
 
 from deep_learning_workflow.service.metrics import ServiceMetrics
@@ -197,3 +198,21 @@ def test_the_body_as_received_is_the_logged_records(tmp_path):
     # Text UTF-8 cannot hold reaches the DataFrame escaped (Arrow-backed strings refuse lone surrogates).
     assert logged["contract"][0] == "\\ud800"
     assert counted(metrics) == (3, 0)
+
+
+def test_a_table_of_the_per_record_layout_is_refused_by_name(tmp_path):
+    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE predictions (id INTEGER PRIMARY KEY, request_id TEXT, record_index INTEGER, "
+            "record TEXT, label TEXT)"
+        )
+    engine.dispose()
+    writer = PredictionLogWriter(url, "predictions", ServiceMetrics())
+    try:
+        with pytest.raises(ValueError, match="table 'predictions' .* has another layout") as raised:
+            writer.start()
+    finally:
+        writer.close()
+    assert "log_table" in str(raised.value)
