@@ -17,17 +17,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
-import orjson
 import sqlalchemy as sa
 
 from deep_learning_workflow.redaction import redact_url, scrub
 
+from .log_rows import LogEntry, RowBuilder, insert_statement
 from .log_table import (
-    COLUMNS,
     check_layout,
     create_log_engine,
     encode_record,
@@ -37,7 +34,6 @@ from .log_table import (
 )
 from .metrics import ServiceMetrics
 from .scoring import ModelVersion
-from .shadow import score_entries
 
 __all__ = [
     "LogEntry",
@@ -48,51 +44,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-NUMPY = orjson.OPT_SERIALIZE_NUMPY
 SLICE_RECORDS = 20_000
 """Records turned into rows and inserted per transaction (the event loop gets the GIL back in between)."""
 YIELD_EVERY = 256
 """Records turned into rows between two hand-overs of the GIL to the event loop."""
-
-
-class LogEntry(NamedTuple):
-    """One answered request, as the handler hands it to the writer.
-
-    Few objects the garbage collector tracks: entries wait up to ``flush_seconds`` and so reach the collector's
-    old generation, and the full collections many tracked objects cause run on the event loop (latency spikes).
-
-    Attributes:
-        body: the request body as received (its records' JSON); None to have ``records`` encoded instead.
-        batch: whether the body is a list of records (else one record).
-        records: the parsed records (the drift window and the shadow read them).
-        probabilities: (n, k) class probabilities; ``probability`` and ``labels`` have n items.
-    """
-
-    request_id: str
-    timestamp: float
-    variant: str
-    model_version: str
-    body: bytes | None
-    batch: bool
-    records: tuple[Any, ...]
-    probabilities: np.ndarray
-    probability: Any
-    labels: Any
-    classes: tuple[str, ...]
-    latency_ms: float
-
-
-def _insert_statement(engine: sa.Engine, table: str) -> str:
-    """The INSERT for the driver's own executemany: SQLAlchemy's per-row parameter processing would cost more
-    than building the rows."""
-    marker = {"qmark": "?", "numeric": ":{}", "named": ":{}", "format": "%s", "pyformat": "%s"}
-    style = marker[engine.dialect.paramstyle]
-    quote = engine.dialect.identifier_preparer.quote
-    return "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(table),
-        ", ".join(quote(column) for column in COLUMNS),
-        ", ".join(style.format(i + 1) if "{}" in style else style for i in range(len(COLUMNS))),
-    )
 
 
 class PredictionLogWriter:
@@ -141,11 +96,8 @@ class PredictionLogWriter:
         self._drains = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._engine: sa.Engine | None = None
-        self._sqlite = False
         self._last_failure = 0.0
-        self._second = -1
-        self._second_text = ""
-        self._classes_text: dict[tuple[str, ...], str] = {}
+        self._rows = RowBuilder(sqlite=False)
 
     def start(self) -> None:
         if self.url:
@@ -164,8 +116,8 @@ class PredictionLogWriter:
                     f"{scrub(reason[0] if reason else type(error).__name__, self.url)}. Check that the server is "
                     "reachable and the URL's user, password and database, or set log_url to null."
                 ) from None
-            self._insert_sql = _insert_statement(engine, self.table_name)
-            self._sqlite = engine.dialect.name == "sqlite"
+            self._insert_sql = insert_statement(engine, self.table_name)
+            self._rows = RowBuilder(sqlite=engine.dialect.name == "sqlite")
         self._thread.start()
 
     @property
@@ -280,9 +232,9 @@ class PredictionLogWriter:
             try:
                 if self.on_records is not None:
                     self.on_records(entry.records)
-                text = self._records_text(entry) if self._engine is not None else None
+                text = self._rows.records_text(entry) if self._engine is not None else None
                 if text is not None:
-                    rows.append(self._row(entry, text))
+                    rows.append(self._rows.served(entry, text))
                     counts.append(len(entry.records))
                 texts.append(text)
             except (
@@ -302,87 +254,13 @@ class PredictionLogWriter:
                 time.sleep(0)
         if self.shadow is not None:
             try:
-                shadow_rows = self._shadow_rows(entries, texts)
+                shadow_rows = self._rows.shadow(self.shadow, entries, texts, self.metrics)
                 rows += [row for row, _ in shadow_rows]
                 counts += [count for _, count in shadow_rows]
             except Exception:  # the served rows are written whatever the shadow does
                 logger.exception("The shadow could not score %d requests", len(entries))
         self._write(rows, counts)
         return len(entries) or limit
-
-    def _records_text(self, entry: LogEntry) -> str:
-        """The records' JSON: the body itself when it is UTF-8 (what orjson parsed always is)."""
-        if entry.body is not None:
-            try:
-                text = entry.body.decode()
-            except UnicodeDecodeError:
-                return encode_records(list(entry.records))
-            return text if entry.batch else f"[{text}]"
-        return encode_records(list(entry.records))
-
-    def _when(self, timestamp: float) -> Any:
-        """The timestamp as the column stores it (SQLite: SQLAlchemy's text format, in UTC)."""
-        if not self._sqlite:
-            return datetime.fromtimestamp(timestamp, UTC)
-        second = int(timestamp)
-        if second != self._second:  # the date and time to the second, formatted once per second
-            self._second = second
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{self._second_text}.{int((timestamp - second) * 1e6):06d}"
-
-    def _classes(self, classes: tuple[str, ...]) -> str:
-        text = self._classes_text.get(classes)
-        if text is None:
-            text = self._classes_text[classes] = orjson.dumps(classes).decode()
-        return text
-
-    def _row(self, entry: LogEntry, text: str) -> tuple[Any, ...]:
-        """The served row of an entry, in :data:`COLUMNS` order."""
-        count = len(entry.records)
-        if len(entry.labels) != count or len(entry.probabilities) != count:
-            raise ValueError(
-                f"request {entry.request_id}: {count} records but {len(entry.probabilities)} probabilities "
-                f"and {len(entry.labels)} labels"
-            )
-        return (
-            entry.request_id,
-            self._when(entry.timestamp),
-            entry.variant,
-            entry.model_version,
-            True,
-            count,
-            text,
-            self._classes(entry.classes),
-            orjson.dumps(entry.probabilities, option=NUMPY).decode(),
-            orjson.dumps(entry.probability, option=NUMPY).decode(),
-            orjson.dumps(entry.labels, option=NUMPY).decode(),
-            entry.latency_ms,
-            None,
-        )
-
-    def _shadow_rows(
-        self, entries: list[LogEntry], texts: list[str | None]
-    ) -> list[tuple[tuple[Any, ...], int]]:
-        shadow = self.shadow
-        results = score_entries(shadow, [entry.records for entry in entries], self.metrics)
-        rows = []
-        classes = self._classes(tuple(shadow.classes))
-        for entry, text, (scores, error, latency) in zip(entries, texts, results, strict=True):
-            if text is None:
-                continue
-            outputs: tuple[Any, ...] = (None, None, None, None)
-            if scores is not None:
-                outputs = (
-                    classes,
-                    orjson.dumps(scores.probabilities, option=NUMPY).decode(),
-                    orjson.dumps(scores.probability, option=NUMPY).decode(),
-                    orjson.dumps(scores.labels, option=NUMPY).decode(),
-                )
-            head = (entry.request_id, self._when(entry.timestamp), "shadow", shadow.version, False)
-            rows.append(
-                ((*head, len(entry.records), text, *outputs, latency, error), len(entry.records))
-            )
-        return rows
 
     def _write(self, rows: list[tuple[Any, ...]], counts: list[int]) -> None:
         """Insert the rows in one transaction; if that fails, row by row, so one bad row costs only itself."""
