@@ -11,8 +11,8 @@ Servers started here on 127.0.0.1, one process each, the same uvicorn settings:
 Each is loaded with one record, a batch of 100 and a batch of 1,000 records (rows of ``data/01_raw/scoring_batch.csv``
 as the file holds them). Every answer is checked: its status must be 200, and each /predict answer must hold the
 probability the loaded model gives that record (computed here before the load), and the log-on service must have
-dropped no log row (``dlw_prediction_log_dropped_total``, read after each load). Then the log-on service is sent
-SIGTERM under load: every request answered 200 must be a row of its log. Any failure exits non-zero.
+dropped no logged record (``dlw_prediction_log_dropped_total``, read after each load). Then the log-on service is sent
+SIGTERM under load: every request answered 200 must be in its log. Any failure exits non-zero.
 Targets: single record, log on: >= 50% of bare's requests/s and p99 <= 3x bare's p99; batch of 1,000 >= 200k
 records/s.
 """
@@ -93,7 +93,7 @@ def post(url: str, body: bytes) -> dict:
 
 
 def dropped_log_rows(url: str) -> int:
-    """dlw_prediction_log_dropped_total of a service: rows it answered but could not log (full queue, errors)."""
+    """dlw_prediction_log_dropped_total of a service: records it answered but could not log."""
     with urllib.request.urlopen(url, timeout=30) as response:
         text = response.read().decode()
     return int(
@@ -180,7 +180,8 @@ def stop(process: subprocess.Popen) -> None:
 def sigterm_under_load(
     bundle: Path, work: Path, seconds: float, connections: int
 ) -> tuple[int, int]:
-    """(requests answered 200, rows in the log) for a service sent SIGTERM halfway through a load."""
+    """(requests answered 200, records in the log) for a service sent SIGTERM halfway through a load (one record
+    per request)."""
     from deep_learning_workflow.service.prediction_log import read_logged_records
 
     port, log_url = free_port(), f"sqlite:///{work / 'sigterm.sqlite'}"
@@ -267,7 +268,7 @@ def main() -> None:
                     result["dropped"] = dropped_log_rows(f"http://127.0.0.1:{ports[name]}/metrics")
                     if result["dropped"]:
                         failures.append(
-                            f"log on, {size} records: the log dropped {result['dropped']} rows so far"
+                            f"log on, {size} records: the log dropped {result['dropped']} records so far"
                         )
                 if result["bad"] or result["socket_errors"] or not result["ok"]:
                     failures.append(
@@ -279,7 +280,7 @@ def main() -> None:
             stop(process)
     answered, logged = sigterm_under_load(bundle, work, args.seconds, args.connections)
     if answered != logged:
-        failures.append(f"SIGTERM under load: {answered} answered 200 but {logged} log rows")
+        failures.append(f"SIGTERM under load: {answered} answered 200 but {logged} logged records")
     print_table(table, answered, logged)
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures))  # noqa: T201
@@ -292,7 +293,7 @@ def print_table(table: list[tuple[str, str, dict]], answered: int, logged: int) 
         f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         "",
         "| records/request | endpoint | req/s | records/s | p50 ms | p99 ms | req/s vs bare | p99 vs bare "
-        "| log rows dropped |",
+        "| logged records dropped |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size, name, result in table:
@@ -316,7 +317,7 @@ def print_table(table: list[tuple[str, str, dict]], answered: int, logged: int) 
         f"single record, log on: req/s {rate_ratio:.2f} x bare (target >= 0.50), "
         f"p99 {p99_ratio:.2f} x bare (target <= 3.00)",
         f"batch of 1,000, log on: {batch_rate:,.0f} records/s (target >= 200,000)",
-        f"SIGTERM under load: {answered} answered 200, {logged} log rows, {answered - logged} lost",
+        f"SIGTERM under load: {answered} answered 200, {logged} logged records, {answered - logged} lost",
     ]
     print("\n".join(lines))  # noqa: T201
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from deep_learning_workflow.service.columnar import validate_columns
 from deep_learning_workflow.service.validation import InvalidRecords, RecordValidator
 
 SCHEMA = {
@@ -217,3 +218,30 @@ def test_long_batches_name_the_bad_record(field, value):
     with pytest.raises(InvalidRecords) as caught:
         validator().validate(records, batch=True)
     assert [(p.record, p.field) for p in caught.value.problems] == [(15, field)]
+
+
+def test_the_columnar_pass_agrees_with_the_record_by_record_pass():
+    forms = [
+        {"female": 1, "score": 1, "paperless": 1, "contract": "One year"},
+        {"female": "1.0", "score": "2.5", "paperless": "false", "contract": "Decade"},
+        {"female": True, "score": 2.5, "paperless": None, "contract": None, "note": None},
+        {"female": 1.5, "score": "1", "paperless": False, "contract": "Decade", "tenure": None},
+        {"female": None, "score": 7, "paperless": "True", "contract": "Month-to-month"},
+    ]
+    records = [{**GOOD, **forms[i % len(forms)], "customer_id": f"C{i}"} for i in range(40)]
+    records[3].pop("customer_id")  # the key is optional, record by record
+    check = validator()
+    assert validate_columns(check, records) is not None  # the batch takes the columnar pass
+    columnar = check.validate(records, batch=True)
+    each = check._each(records, batch=True)
+    for name in FEATURES:
+        assert list(map(str, columnar.values[name])) == list(map(str, each.values[name])), name
+    assert (columnar.missing, columnar.unseen) == (each.missing, each.unseen)
+    assert columnar.unseen == {"female": 8, "score": 8, "contract": 16}
+    assert columnar.missing == {
+        "female": 8,
+        "paperless": 8,
+        "contract": 8,
+        "note": 8,
+        "tenure": 8,
+    }

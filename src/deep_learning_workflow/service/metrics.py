@@ -76,15 +76,17 @@ class ServiceMetrics:
             registry=registry,
         )
         self.log_written = Counter(
-            f"{p}_prediction_log_written", "Rows written to the prediction log", registry=registry
+            f"{p}_prediction_log_written",
+            "Records written to the prediction log (served and shadow)",
+            registry=registry,
         )
         self.log_dropped = Counter(
             f"{p}_prediction_log_dropped",
-            "Log entries dropped because the queue was full or the write failed",
+            "Records that could not be logged (the database refused them or stayed down, or the queue had no room in time)",
             registry=registry,
         )
         self.log_queue = Gauge(
-            f"{p}_prediction_log_queue", "Log entries waiting to be written", registry=registry
+            f"{p}_prediction_log_queue", "Records waiting to be logged", registry=registry
         )
         self.shadow_errors = Counter(
             f"{p}_shadow_errors",

@@ -58,6 +58,7 @@ class ModelVersion:
     path: str | None = None
 
     def __post_init__(self) -> None:
+        self.classes_key = tuple(self.classes)
         self._positive = None
         self._negative = None
         if (
@@ -67,6 +68,8 @@ class ModelVersion:
         ):
             self._positive = self.classes.index(self.positive_class)
             self._negative = self.classes[1 - self._positive]
+            # Indexed by "probability >= threshold": False -> the negative label, True -> the positive.
+            self._decide = [self._negative, self.positive_class].__getitem__
 
     def score(self, columns: Columns) -> Scores:
         """Probabilities and labels of validated records.
@@ -81,13 +84,13 @@ class ModelVersion:
         if not finite.all():
             raise NonFiniteOutput(np.flatnonzero(~finite).tolist())
         if self._positive is not None:
-            probability = output[:, self._positive].tolist()
-            threshold, positive, negative = self.threshold, self.positive_class, self._negative
-            labels = [positive if p >= threshold else negative for p in probability]
+            column = output[:, self._positive]
+            probability = column.tolist()
+            labels = list(map(self._decide, (column >= self.threshold).tolist()))
         else:
             best = output.argmax(axis=1)
             probability = output[np.arange(len(best)), best].tolist()
-            labels = [self.classes[i] for i in best.tolist()]
+            labels = list(map(self.classes.__getitem__, best.tolist()))
         return Scores(output, probability, labels)
 
     def _score_one(self, output: np.ndarray) -> Scores:

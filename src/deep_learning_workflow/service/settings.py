@@ -63,7 +63,14 @@ class ServiceSettings(Parameters):
     )
     log_table: str = "predictions"
     log_queue_size: int = Field(
-        10_000, ge=1, description="Log entries waiting beyond this are dropped (counted)"
+        50_000,
+        ge=1,
+        description="Records waiting to be logged beyond this make requests wait for room (back-pressure)",
+    )
+    log_wait_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        description="A request waits this long for room in a full log queue; then its rows are dropped (counted)",
     )
     log_flush_seconds: float = Field(0.5, gt=0.0)
     drift_window: int = Field(

@@ -23,23 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
+from deep_learning_workflow.categories import category_text, numbers_only
 
-from deep_learning_workflow.categories import category_text, category_texts, numbers_only
+from .columnar import CATEGORICAL, KINDS, NUMERIC, validate_columns
 
 RangePolicy = Literal["margin", "finite"]
-_NUMBER_OR_NULL = frozenset({int, float, type(None)})
-_STRING = {str}
-_DICT = {dict}
-_NUMBER = frozenset({int, float})
-_CATEGORICAL_TYPES = frozenset({str, int, float, bool, type(None)})
-_TEXT_TYPES = frozenset({str, type(None)})
-
-
-def _is_float(value: Any) -> bool:
-    return type(value) is float
-
-
 FLOAT32_MAX = 3.4028234663852886e38
 MAX_PROBLEMS = 50
 
@@ -85,6 +73,26 @@ def _python_type(value: Any) -> str:
         list: "array",
         dict: "object",
     }.get(type(value), type(value).__name__)
+
+
+def spelling_table(categories: frozenset[str], numbers: bool) -> dict[Any, str]:
+    """Raw value -> model input text for the common values of a categorical column, for one dict look-up per
+    value: each learned category, ``None`` (missing: ``""``) and, in a column of numbers, each category's number
+    (``1``, ``1.0`` and ``True`` are one key, the way :func:`category_text` spells them alike)."""
+    table: dict[Any, str] = {text: text for text in categories}
+    table[None] = ""
+    if numbers:
+        for text in categories:
+            lowered = text.strip().lower()
+            try:
+                number = (
+                    float(lowered == "true") if lowered in ("true", "false") else float(lowered)
+                )
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                table.setdefault(number, category_text(number, categories))
+    return table
 
 
 class _Numeric:
@@ -134,6 +142,7 @@ class _Categorical:
         self.numbers = dtype.startswith(
             ("int", "uint", "Int", "UInt", "float", "Float", "bool")
         ) or numbers_only(self.categories)
+        self.spellings = spelling_table(self.categories, self.numbers)
 
     def convert(self, value: Any) -> tuple[Any, str | None]:
         kind = type(value)
@@ -204,20 +213,22 @@ class RecordValidator:
         self.allowed = frozenset([*features, *([key] if key else [])])
         self.required = frozenset(features)
         self.kinds = {checker.name: checker.kind for checker in self.checkers}
-        self._fast = [
+        # The column plan of the hot paths: (name, kind, low, high, spellings, learned categories, converter).
+        self.plan = [
             (
                 checker.name,
-                checker.kind == "numeric",
+                KINDS[checker.kind],
                 getattr(checker, "low", None),
                 getattr(checker, "high", None),
-                checker.categories if checker.kind == "categorical" else None,
+                getattr(checker, "spellings", None),
+                getattr(checker, "categories", None),
                 checker.convert,
             )
             for checker in self.checkers
         ]
         getter = operator.itemgetter(*self.features)
         # itemgetter of one name returns the value itself, of several a tuple: always a tuple here.
-        self._getter = getter if len(self.features) > 1 else lambda record: (getter(record),)
+        self.getter = getter if len(self.features) > 1 else lambda record: (getter(record),)
 
     def validate(self, records: list[Any], batch: bool) -> Columns:
         """The records as input columns.
@@ -233,11 +244,17 @@ class RecordValidator:
         if len(records) == 1:
             columns = self._one(records[0])
         elif len(records) > 8:
-            columns = self._columns(records)
+            converted = validate_columns(self, records)
+            if converted is not None:
+                values, unseen, missing = converted
+                return Columns(values=values, rows=len(records), unseen=unseen, missing=missing)
         if columns is not None:
             return columns
+        return self._each(records, batch)
+
+    def _each(self, records: list[Any], batch: bool) -> Columns:
+        """Record by record: the general pass, which names every problem."""
         values: dict[str, list[Any]] = {checker.name: [] for checker in self.checkers}
-        plan = [(*fast, values[fast[0]].append) for fast in self._fast]
         problems: list[Problem] = []
         unseen: dict[str, int] = {}
         missing: dict[str, int] = {}
@@ -261,22 +278,13 @@ class RecordValidator:
                     for name in sorted(required - record.keys())
                 )
                 continue
-            for name, numeric, low, high, categories, convert, append in plan:
+            for name, _kind, _low, _high, _spellings, categories, convert in self.plan:
                 value = record[name]
-                kind = type(value)
-                # The common cases inline; anything else goes through the column's converter.
-                if numeric:
-                    if (kind is float or kind is int) and low <= value <= high:
-                        append(value)
-                        continue
-                elif kind is str and (categories is None or value in categories):
-                    append(value)
-                    continue
                 converted, problem = convert(value)
                 if problem is not None:
                     problems.append(Problem(name, problem, where))
                     continue
-                append(converted)
+                values[name].append(converted)
                 if value is None:
                     missing[name] = missing.get(name, 0) + 1
                 elif categories is not None and converted not in categories and converted:
@@ -300,16 +308,19 @@ class RecordValidator:
         unseen: dict[str, int] = {}
         missing: dict[str, int] = {}
         try:
-            for name, numeric, low, high, categories, convert in self._fast:
+            for name, kind, low, high, spellings, categories, convert in self.plan:
                 value = record[name]
-                kind = type(value)
-                if numeric:
-                    if (kind is float or kind is int) and low <= value <= high:
+                if kind == NUMERIC:
+                    if (type(value) is float or type(value) is int) and low <= value <= high:
                         values[name] = [value]
                         continue
-                elif kind is str and (categories is None or value in categories):
-                    values[name] = [value]
-                    continue
+                elif kind == CATEGORICAL:
+                    text = spellings.get(value)  # a learned category, a number's spelling, or None
+                    if text is not None:
+                        values[name] = [text]
+                        if value is None:
+                            missing[name] = 1
+                        continue
                 converted, problem = convert(value)
                 if problem is not None:
                     return None
@@ -318,74 +329,9 @@ class RecordValidator:
                     missing[name] = 1
                 elif categories is not None and converted not in categories and converted:
                     unseen[name] = 1
-        except KeyError:
+        except (KeyError, TypeError):  # a missing field; an unhashable value (a list) as a category
             return None
         return Columns(values=values, rows=1, unseen=unseen, missing=missing)
-
-    def _columns(self, records: list[Any]) -> Columns | None:
-        """Column by column, for batches: the same checks, run by C loops. None when any record has a problem
-        (the record-by-record pass then names it)."""
-        if set(map(type, records)) != _DICT:
-            return None
-        size, key = len(self.required), self.key
-        sizes = set(map(len, records))
-        if sizes != {size}:
-            if key is None or not sizes <= {size, size + 1}:
-                return None
-            if not all(key in record for record in records if len(record) > size):
-                return None
-        try:
-            table = list(zip(*map(self._getter, records), strict=True))
-        except KeyError:
-            return None
-        values: dict[str, Any] = {}
-        unseen: dict[str, int] = {}
-        missing: dict[str, int] = {}
-        for (name, numeric, low, high, categories, _convert), column in zip(
-            self._fast, table, strict=True
-        ):
-            kinds = set(map(type, column))
-            if numeric:
-                if not kinds <= _NUMBER_OR_NULL:
-                    return None
-                try:
-                    array = np.array(column, dtype=np.float64)  # None becomes NaN
-                except OverflowError:
-                    return None
-                nulls = column.count(None) if type(None) in kinds else 0
-                absent = np.isnan(array)
-                if (
-                    int(absent.sum()) != nulls
-                    or not (absent | ((array >= low) & (array <= high))).all()
-                ):
-                    return None
-                values[name] = array
-                if nulls:
-                    missing[name] = nulls
-                continue
-            if categories is not None and kinds == _STRING and categories.issuperset(column):
-                values[name] = column  # the common case: every value a learned category
-                continue
-            if kinds - _CATEGORICAL_TYPES or (categories is None and kinds - _TEXT_TYPES):
-                return None
-            if categories is not None and not kinds <= _TEXT_TYPES:
-                checker = self.checkers[self.features.index(name)]
-                if not checker.numbers or (
-                    float in kinds and not all(map(math.isfinite, filter(_is_float, column)))
-                ):
-                    return None
-            if type(None) in kinds:
-                missing[name] = column.count(None)
-            if categories is None:
-                column = [text if text is not None else "" for text in column]
-            else:
-                column = category_texts(column, categories)
-            values[name] = column
-            if categories is not None:
-                new = set(column) - categories - {""}
-                if new:
-                    unseen[name] = sum(column.count(value) for value in new)
-        return Columns(values=values, rows=len(records), unseen=unseen, missing=missing)
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema of one record, for the OpenAPI document."""
