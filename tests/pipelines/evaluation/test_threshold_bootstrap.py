@@ -43,14 +43,19 @@ def _pick(labels, probabilities, rule: ThresholdParameters, resamples: int, seed
 
 
 @pytest.mark.parametrize("name", list(RULES))
-def test_each_resample_picks_what_the_single_rule_picks_on_the_drawn_rows(predictions, name):
+def test_each_resample_picks_what_the_single_rule_picks_on_the_drawn_rows(
+    predictions, name, monkeypatch
+):
     """The vectorised picks are the rule's own pick on each resample's rows, drawn out explicitly."""
+    # Small chunks: the 30 resamples come in five chunks.
+    monkeypatch.setattr(threshold_bootstrap, "MAX_CELLS", 6 * len(predictions["labels"]))
     rule = RULES[name].model_copy(update={"bootstrap": 30})
     labels = predictions["labels"]
     probabilities = predictions["probabilities"]["model"]
     truth = labels == "Yes"
     picks = bootstrap_picks(truth, probabilities[:, 1], rule, _costs(rule), seed=3)
-    weights = np.concatenate(list(bootstrap_weight_chunks(truth, 30, 3)))
+    chunks = bootstrap_weight_chunks(truth, 30, 3, threshold_bootstrap.MAX_CELLS)
+    weights = np.concatenate(list(chunks))
     for resample, pick in zip(weights.astype(int), picks, strict=True):
         rows = np.repeat(np.arange(len(labels)), resample)
         single = _pick(labels[rows], probabilities[rows], rule, resamples=0)

@@ -19,6 +19,8 @@ from deep_learning_workflow.problem import Costs
 
 # Rows the resamples are drawn from, at most.
 MAX_ROWS = 20_000
+# Weights per chunk of resamples: each chunk holds several arrays of this size (1 million float64 are 8 MB).
+MAX_CELLS = 1_000_000
 # Share of resamples below and above the reported spread of the picks.
 SPREAD = (0.1, 0.9)
 
@@ -124,7 +126,7 @@ def bootstrap_picks(
     flag_none = rule.rule == "min_expected_cost" and distinct[0] < 1.0
     candidates = np.append(1.0, distinct) if flag_none else distinct
     picks = []
-    for weights in bootstrap_weight_chunks(truth, rule.bootstrap, seed):
+    for weights in bootstrap_weight_chunks(truth, rule.bootstrap, seed, MAX_CELLS):
         tp, fp, group = _counts(weights, truth, order, ends)
         present = group > 0
         if rule.rule == "min_expected_cost":
