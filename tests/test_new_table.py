@@ -12,7 +12,7 @@ import yaml
 
 from deep_learning_workflow.environments import TABLE_SPECIFIC_PARAMETERS
 from deep_learning_workflow.new_table.checking import check_environment
-from deep_learning_workflow.new_table.create import create_environment
+from deep_learning_workflow.new_table.create import create_environment, summary_lines
 from deep_learning_workflow.new_table.inference import infer_profile
 from deep_learning_workflow.new_table.reading import read_table
 from tests.conftest import data_state, run_kedro
@@ -67,7 +67,7 @@ def test_a_semicolon_file_is_read_with_its_delimiter(tmp_path):
     assert len(frame) == 30
 
 
-def _new_environment(project, rows=400, **renames):
+def _new_environment(project, rows=400, force=False, **renames):
     table = make_tickets(rows, seed=3).rename(columns=renames)
     table.to_csv(project / "data" / "01_raw" / "tickets.csv", sep=";", index=False)
     return create_environment(
@@ -75,6 +75,7 @@ def _new_environment(project, rows=400, **renames):
         project / "data" / "01_raw" / "tickets.csv",
         renames.get("priority", "priority"),
         "tix",
+        force=force,
     )
 
 
@@ -246,3 +247,13 @@ def test_check_names_the_splits_a_small_table_leaves_short(project_copy):
     settings = project_copy / "conf" / "tix" / "parameters_splitting.yml"
     settings.write_text(yaml.safe_dump({"splitting": {"on_small_table": "warn"}}))
     assert not [p for p in check_environment(project_copy, "tix") if "min_rows_per_class" in p]
+
+
+def test_new_table_warns_when_the_table_is_too_small_for_the_split(project_copy):
+    created = _new_environment(project_copy, rows=120)
+    assert created.short_splits and all("is 10, but class '" in s for s in created.short_splits)
+    lines = summary_lines(created)
+    warning = [line for line in lines if line.startswith("Warning: the table is too small")]
+    assert warning and "stops before its first node" in warning[0]
+    assert set(created.short_splits) <= {line.removeprefix("  - ") for line in lines}
+    assert not _new_environment(project_copy, rows=400, force=True).short_splits

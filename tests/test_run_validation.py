@@ -47,6 +47,10 @@ CASES = {
         ),
         "modelling",
     ),
+    "negative threshold resamples": (
+        _override("parameters_evaluation.yml", "evaluation:\n  threshold:\n    bootstrap: -1\n"),
+        "evaluation.threshold.bootstrap",
+    ),
     "string for a number": (
         _override("parameters_modelling.yml", "modelling:\n  learning_rate: fast\n"),
         "modelling.learning_rate",

@@ -152,21 +152,19 @@ def check_scenarios(scenarios: Any, roles: ColumnRoles) -> list[str]:
     return [f"release_scenarios name columns that are no features: {unknown}"] if unknown else []
 
 
-def check_split_sizes_of(
-    table: pd.DataFrame, roles: ColumnRoles, splitting: Mapping[str, Any]
-) -> list[str]:
-    """The splits that would hold fewer than ``params:splitting.min_rows_per_class`` rows of a class (with
-    ``on_small_table: stop``, the run would stop on them before its first node)."""
+def short_splits_of(table: pd.DataFrame, target: str, splitting: Mapping[str, Any]) -> list[str]:
+    """The splits of ``table`` that would hold fewer than ``params:splitting.min_rows_per_class`` rows of a class,
+    one line each, whatever ``on_small_table`` says (empty when the parameters are invalid: reported elsewhere)."""
     from deep_learning_workflow.pipelines.splitting.class_sizes import label_counts, short_splits
     from deep_learning_workflow.pipelines.splitting.nodes import SplittingParameters, allocate_rows
 
     try:
         params = SplittingParameters.model_validate(dict(splitting))
     except ValueError:
-        return []  # reported with the other parameters
-    if params.on_small_table != "stop" or roles.target not in table:
         return []
-    counts = label_counts(table[roles.target])
+    if target not in table:
+        return []
+    counts = label_counts(table[target])
     return [
         f"params:splitting.min_rows_per_class is {params.min_rows_per_class}, but class '{label}' would have "
         f"{rows} rows in {split} (of {counts[label]} in {TABLE}); add rows, merge rare classes or lower it"
@@ -174,6 +172,16 @@ def check_split_sizes_of(
             counts, partial(allocate_rows, params=params), params.min_rows_per_class
         )
     ]
+
+
+def check_split_sizes_of(
+    table: pd.DataFrame, roles: ColumnRoles, splitting: Mapping[str, Any]
+) -> list[str]:
+    """The short splits of :func:`short_splits_of` when ``on_small_table`` is ``stop`` (the run would stop on them
+    before its first node)."""
+    if (splitting or {}).get("on_small_table", "stop") != "stop":
+        return []
+    return short_splits_of(table, roles.target, splitting)
 
 
 def check_environment(project: Path, env: str) -> list[str]:

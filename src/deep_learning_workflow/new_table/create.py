@@ -11,6 +11,7 @@ from typing import Any
 from deep_learning_workflow.parameters import parse
 
 from . import templates
+from .checking import short_splits_of
 from .inference import TableProfile, infer_profile
 from .reading import one_column_hint, read_table
 from .writing import (
@@ -35,6 +36,8 @@ class NewEnvironment:
     rows: int
     paths: templates.Paths
     written: list[Path]
+    short_splits: list[str]
+    on_small_table: str
 
 
 def base_parameters(project: Path) -> dict[str, Any]:
@@ -141,7 +144,16 @@ def create_environment(
     }
     files |= {project / "conf" / env / name: text for name, text in conf.items()}
     write_files(files)
-    return NewEnvironment(profile, delimiter, len(frame), paths, sorted(files))
+    splitting = base.get("splitting") or {}
+    return NewEnvironment(
+        profile,
+        delimiter,
+        len(frame),
+        paths,
+        sorted(files),
+        short_splits_of(training, target, splitting),
+        str(splitting.get("on_small_table", "stop")),
+    )
 
 
 def summary_lines(created: NewEnvironment) -> list[str]:
@@ -172,6 +184,17 @@ def summary_lines(created: NewEnvironment) -> list[str]:
     width = max(len(name) for name, _ in rows)
     lines = [f"Wrote conf/{paths.env}/ and data/01_raw/{paths.env}/:"]
     lines += [f"  {name:<{width}}  {value[:150]}" for name, value in rows]
+    if created.short_splits:
+        consequence = (
+            "stops before its first node"
+            if created.on_small_table == "stop"
+            else "splits it anyway, with a warning"
+        )
+        lines += [
+            f"Warning: the table is too small for the split: `kedro run --env {paths.env}` {consequence} "
+            f"(params:splitting.on_small_table: {created.on_small_table}):"
+        ]
+        lines += [f"  - {line}" for line in created.short_splits]
     lines += [
         "Next:",
         f"  kedro dlw check --env {paths.env}     # seconds: the environment against its table",

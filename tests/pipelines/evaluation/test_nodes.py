@@ -105,7 +105,7 @@ def test_validation_metrics_equal_sklearn_for_model_and_baselines(
 
 def test_max_f1_threshold_is_the_best_f1_on_validation(predictions, evaluation):
     threshold = choose_decision_threshold(
-        predictions, _with(evaluation, "threshold", rule="max_f1", target=None)
+        predictions, _with(evaluation, "threshold", rule="max_f1", target=None, bootstrap=0)
     )
     truth = predictions["labels"] == "Yes"
     positive = predictions["probabilities"]["model"][:, 1]
@@ -119,7 +119,7 @@ def test_max_f1_threshold_is_the_best_f1_on_validation(predictions, evaluation):
 
 
 def test_target_recall_takes_the_highest_threshold_reaching_the_target(predictions, evaluation):
-    params = _with(evaluation, "threshold", rule="target_recall", target=0.9)
+    params = _with(evaluation, "threshold", rule="target_recall", target=0.9, bootstrap=0)
     decision = choose_decision_threshold(predictions, params)
     truth = predictions["labels"] == "Yes"
     positive = predictions["probabilities"]["model"][:, 1]
@@ -130,7 +130,7 @@ def test_target_recall_takes_the_highest_threshold_reaching_the_target(predictio
 
 
 def test_target_precision_takes_the_lowest_threshold_reaching_the_target(predictions, evaluation):
-    params = _with(evaluation, "threshold", rule="target_precision", target=0.7)
+    params = _with(evaluation, "threshold", rule="target_precision", target=0.7, bootstrap=0)
     decision = choose_decision_threshold(predictions, params)
     truth = predictions["labels"] == "Yes"
     positive = predictions["probabilities"]["model"][:, 1]
@@ -387,6 +387,10 @@ def test_test_split_with_an_unknown_class_is_rejected(
         ("threshold", {"rule": "target_recall", "target": 1.5}, "evaluation.threshold.target"),
         ("threshold", {"rule": "target_recall", "target": None}, "evaluation.threshold"),
         ("threshold", {"rule": "max_f1", "target": 0.8}, "evaluation.threshold"),
+        ("threshold", {"bootstrap": -1}, "evaluation.threshold.bootstrap"),
+        ("threshold", {"bootstrap": 2.5}, "evaluation.threshold.bootstrap"),
+        ("threshold", {"bootstrap": True}, "evaluation.threshold.bootstrap"),
+        ("threshold", {"bootstrap": 1_000_000}, "evaluation.threshold.bootstrap"),
         ("release_gate", {"margin": -0.1}, "evaluation.release_gate.margin"),
         ("release_gate", {"rule": "better"}, "evaluation.release_gate.rule"),
         ("release_gate", {"resamples": 100}, "evaluation.release_gate.resamples"),

@@ -100,7 +100,10 @@ def predict_validation(
 
 
 def choose_decision_threshold(
-    validation_predictions: Mapping[str, Any], evaluation: dict, problem: dict | None = None
+    validation_predictions: Mapping[str, Any],
+    evaluation: dict,
+    problem: dict | None = None,
+    seed: int = 0,
 ) -> dict:
     """Choose the model's decision threshold on the validation split (params:evaluation.threshold).
 
@@ -109,6 +112,7 @@ def choose_decision_threshold(
         evaluation: ``params:evaluation``.
         problem: ``params:problem``; its ``costs`` (binary targets) drive the rule ``min_expected_cost`` and give
             the expected cost per record at the threshold whatever the rule.
+        seed: ``params:seed``; seeds the bootstrap resamples of ``threshold.bootstrap``.
 
     Returns:
         ``rule``, ``threshold`` (None for a multi-class target: argmax), ``target_met``, the validation precision,
@@ -125,6 +129,7 @@ def choose_decision_threshold(
         validation_predictions["positive_class"],
         params.threshold,
         costs,
+        parse(schema_for("seed"), seed, "seed"),
     )
     return {
         **decision,
@@ -137,6 +142,7 @@ def evaluate_validation(
     validation_predictions: Mapping[str, Any],
     decision_threshold: Mapping[str, Any],
     evaluation: dict,
+    seed: int = 0,
 ) -> tuple[dict, dict]:
     """Validation metrics of the model and of every baseline, computed by the same code.
 
@@ -150,6 +156,7 @@ def evaluate_validation(
         The model's metrics and a dictionary of each baseline's metrics.
     """
     params = parse(EvaluationParameters, evaluation, "evaluation")
+    seed = parse(schema_for("seed"), seed, "seed")
     costs = costs_of(decision_threshold)
     labels = validation_predictions["labels"]
     classes = validation_predictions["classes"]
@@ -168,7 +175,7 @@ def evaluate_validation(
     baseline_metrics = {}
     for name in sorted(set(probabilities) - {CANDIDATE}):
         decision = choose_threshold(
-            labels, probabilities[name], classes, positive_class, params.threshold, costs
+            labels, probabilities[name], classes, positive_class, params.threshold, costs, seed
         )
         baseline_metrics[name] = {
             "candidate": name,

@@ -57,13 +57,23 @@ def create_validation_pipeline() -> Pipeline:
             ),
             node(
                 choose_decision_threshold,
-                inputs=["validation_predictions", "params:evaluation", "params:problem"],
+                inputs=[
+                    "validation_predictions",
+                    "params:evaluation",
+                    "params:problem",
+                    "params:seed",
+                ],
                 outputs="decision_threshold",
                 name="choose_decision_threshold",
             ),
             node(
                 evaluate_validation,
-                inputs=["validation_predictions", "decision_threshold", "params:evaluation"],
+                inputs=[
+                    "validation_predictions",
+                    "decision_threshold",
+                    "params:evaluation",
+                    "params:seed",
+                ],
                 outputs=["validation_metrics", "baseline_metrics"],
                 name="evaluate_validation",
             ),

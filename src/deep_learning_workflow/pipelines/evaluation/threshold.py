@@ -16,6 +16,10 @@ from deep_learning_workflow.metrics import (
     score,
 )
 from deep_learning_workflow.pipelines.evaluation.schema import ThresholdParameters
+from deep_learning_workflow.pipelines.evaluation.threshold_bootstrap import (
+    bootstrap_picks,
+    summarise_picks,
+)
 from deep_learning_workflow.problem import Costs
 
 # Scores of the decisions rather than of the probabilities: taken at the decision threshold.
@@ -161,6 +165,43 @@ def _curve_decision(
     }
 
 
+def positive_scores(truth: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Precision, recall and F1 of the positive class when records scoring at least ``threshold`` are flagged."""
+    flagged = scores >= threshold
+    true_positives = int(np.sum(flagged & truth))
+    precision = true_positives / flagged.sum() if flagged.any() else 0.0
+    recall = true_positives / truth.sum() if truth.any() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+
+
+def _bagged_decision(
+    single: dict,
+    truth: np.ndarray,
+    scores: np.ndarray,
+    rule: ThresholdParameters,
+    costs: Costs | None,
+    seed: int,
+) -> dict:
+    """The single pick's decision moved to the median of the rule's picks on bootstrap resamples of the rows.
+
+    The scores at the threshold are those of the whole validation split. ``target_met`` stays the single pick's:
+    whether the validation split can reach the target at all; at the median the target is reached on about half of
+    the resamples, by construction.
+    """
+    bagged = summarise_picks(bootstrap_picks(truth, scores, rule, costs, seed), single["threshold"])
+    threshold = bagged["threshold"]
+    decision = {**single, "threshold": threshold, **positive_scores(truth, scores, threshold)}
+    if costs is not None:
+        decision |= cost_summary(truth, scores, threshold, costs)
+    if rule.rule == "min_expected_cost" and not np.any(scores >= threshold):
+        decision["note"] = (
+            f"Flagging no record is cheapest on validation at these costs: the model's "
+            f"'{single['positive_class']}' decisions do not pay for themselves."
+        )
+    return {**decision, "threshold_spread": bagged["spread"]}
+
+
 def choose_threshold(
     labels: np.ndarray,
     probabilities: np.ndarray,
@@ -168,9 +209,12 @@ def choose_threshold(
     positive_class: str | None,
     rule: ThresholdParameters,
     costs: Costs | None = None,
+    seed: int = 0,
 ) -> dict:
     """The decision rule of one candidate, chosen on its validation probabilities.
 
+    With ``rule.bootstrap`` > 0 the threshold is the median of the rule's picks on that many bootstrap resamples
+    of the validation rows (seeded with ``seed``), and ``threshold_spread`` records how far the picks spread.
     With ``costs``, the expected cost per record at the threshold is reported whatever the rule.
     """
     if rule.rule == "min_expected_cost" and costs is None:
@@ -184,8 +228,12 @@ def choose_threshold(
     truth = labels == classes[column]
     scores = probabilities[:, column]
     if rule.rule == "min_expected_cost":
-        return _min_cost_decision(truth, scores, classes[column], costs)
-    return _curve_decision(truth, scores, classes[column], rule, costs)
+        single = _min_cost_decision(truth, scores, classes[column], costs)
+    else:
+        single = _curve_decision(truth, scores, classes[column], rule, costs)
+    if rule.bootstrap == 0 or not truth.any():
+        return single
+    return _bagged_decision(single, truth, scores, rule, costs, seed)
 
 
 def candidate_metrics(
