@@ -225,7 +225,10 @@ def test_kedro_run_tuning_in_the_test_environment(project_path, tmp_path):
     trials = optuna.load_study(
         storage=storage.storage, study_name="deep_learning_workflow-test"
     ).trials
-    assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
+    # Both trials ran to an end: completed, or stopped early by the pruner (a legitimate outcome on 400 rows).
+    states = [t.state for t in trials]
+    assert len(trials) == 2 and set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}, states
+    assert TrialState.COMPLETE in states
     for name in (
         "optimisation_history",
         "parameter_importances",
