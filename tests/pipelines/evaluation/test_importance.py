@@ -36,21 +36,23 @@ def validation():
     )
 
 
-def test_importance_finds_the_column_the_model_uses(validation):
-    setup = {
-        "roles": {
-            "key": "customer_id",
-            "target": "churn",
-            "positive_class": "Yes",
-            "numeric": ["tenure"],
-            "categorical": ["contract"],
-            "text": [],
-        },
-        "classes": ["No", "Yes"],
+SETUP = {
+    "roles": {
+        "key": "customer_id",
+        "target": "churn",
         "positive_class": "Yes",
-    }
+        "numeric": ["tenure"],
+        "categorical": ["contract"],
+        "text": [],
+    },
+    "classes": ["No", "Yes"],
+    "positive_class": "Yes",
+}
+
+
+def test_importance_finds_the_column_the_model_uses(validation):
     result = compute_permutation_importance(
-        TenureOnlyModel(), validation, setup, {"primary_metric": "pr_auc"}, seed=0
+        TenureOnlyModel(), validation, SETUP, {"primary_metric": "pr_auc"}, seed=0
     )
     ranked = {item["feature"]: item for item in result["features"]}
     assert [item["feature"] for item in result["features"]] == ["tenure", "contract"]
@@ -58,7 +60,7 @@ def test_importance_finds_the_column_the_model_uses(validation):
     assert ranked["contract"]["drops"] == [0.0] * REPEATS
     assert ranked["tenure"]["mean"] == pytest.approx(np.mean(ranked["tenure"]["drops"]))
     again = compute_permutation_importance(
-        TenureOnlyModel(), validation, setup, {"primary_metric": "pr_auc"}, seed=0
+        TenureOnlyModel(), validation, SETUP, {"primary_metric": "pr_auc"}, seed=0
     )
     assert again == result  # seeded shuffles
 
@@ -70,28 +72,16 @@ def test_importance_finds_the_column_the_model_uses(validation):
 def test_a_large_validation_split_is_sampled_to_a_bounded_seeded_size(validation, monkeypatch):
     from deep_learning_workflow.pipelines.evaluation import importance
 
-    setup = {
-        "roles": {
-            "key": "customer_id",
-            "target": "churn",
-            "positive_class": "Yes",
-            "numeric": ["tenure"],
-            "categorical": ["contract"],
-            "text": [],
-        },
-        "classes": ["No", "Yes"],
-        "positive_class": "Yes",
-    }
     whole = compute_permutation_importance(
-        TenureOnlyModel(), validation, setup, {"primary_metric": "pr_auc"}, seed=0
+        TenureOnlyModel(), validation, SETUP, {"primary_metric": "pr_auc"}, seed=0
     )
     assert whole["rows"] == len(validation)
     monkeypatch.setattr(importance, "MAX_ROWS", 120)
     sampled = compute_permutation_importance(
-        TenureOnlyModel(), validation, setup, {"primary_metric": "pr_auc"}, seed=0
+        TenureOnlyModel(), validation, SETUP, {"primary_metric": "pr_auc"}, seed=0
     )
     again = compute_permutation_importance(
-        TenureOnlyModel(), validation, setup, {"primary_metric": "pr_auc"}, seed=0
+        TenureOnlyModel(), validation, SETUP, {"primary_metric": "pr_auc"}, seed=0
     )
     assert sampled["rows"] == 120
     assert sampled == again
