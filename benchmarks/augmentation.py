@@ -3,6 +3,7 @@ with the same split and the same training seeds. Prints a table.
 
     .venv/bin/python benchmarks/augmentation.py                       # 3 seeds, every setting (about 15 min on 2 cores)
     .venv/bin/python benchmarks/augmentation.py --seeds 1 --settings "token_swap 0.1"   # a quicker look
+    .venv/bin/python benchmarks/augmentation.py --quick    # 1 seed, one setting, 2 epochs: shows it runs
 
 The split is the workflow's own: `kedro run --env reviews --pipelines data_acquisition,data_processing,splitting`
 in a temporary copy of the project (as benchmarks/reviews.py does). The model (the reviews environment's
@@ -10,18 +11,22 @@ in a temporary copy of the project (as benchmarks/reviews.py does). The model (t
 once per seed `params:seed + 0 .. --seeds - 1` and setting; each seed trains every setting. Validation figures are
 slightly optimistic for every setting alike (validation picks the epoch); the test split is scored once per model
 as a check. The reviews have no numeric column, so Gaussian noise does not apply.
+
+Every answer is checked (one row per seed and setting, probabilities that sum to 1, finite scores between 0 and 1);
+the script exits 1 when one is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import DATA_PIPELINES, splits_of_env
+from common import DATA_PIPELINES, Checks, splits_of_env
 from common import parameters as project_parameters
 
 ENV = "reviews"
@@ -38,8 +43,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def figures(seeds: int, settings: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per seed and setting: validation and test ROC-AUC and PR-AUC, best epoch, seconds."""
+def figures(
+    seeds: int, settings: dict[str, dict[str, Any]], checks: Checks, epochs: int | None = None
+) -> pd.DataFrame:
+    """One row per seed and setting: validation and test ROC-AUC and PR-AUC, best epoch, seconds.
+
+    ``epochs`` caps ``params:modelling.epochs`` (for a quick run).
+    """
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_labels
     from deep_learning_workflow.metrics import score
     from deep_learning_workflow.model_inputs import predict_probabilities
@@ -49,6 +59,8 @@ def figures(seeds: int, settings: dict[str, dict[str, Any]]) -> pd.DataFrame:
     parameters = project_parameters(ENV)
     # Token dropout and swaps act on word ids: the averaged-embedding text encoder, whatever the default.
     parameters["modelling"]["text"] = {**parameters["modelling"]["text"], "encoder": "embedding"}
+    if epochs is not None:
+        parameters["modelling"]["epochs"] = epochs
     primary = parameters["problem"]["primary_metric"]
     splits = splits_of_env(ENV, DATA_PIPELINES)
     roles = resolve_roles(splits["train"], ColumnRoles(**parameters["columns"]), "train")
@@ -74,11 +86,14 @@ def figures(seeds: int, settings: dict[str, dict[str, Any]]) -> pd.DataFrame:
             }
             for split in ("val", "test"):
                 probabilities = predict_probabilities(result.model, splits[split], roles)
+                what = f"seed {seed}, {name}, {split}"
+                checks.probabilities(what, probabilities, len(splits[split]))
                 truth = target_labels(splits[split][roles.target]).to_numpy()
                 for metric in ("pr_auc", "roc_auc"):
                     row[f"{split}_{metric}"] = score(
                         metric, truth, probabilities, result.classes, roles.positive_class
                     )
+                    checks.within(f"{what} {metric}", row[f"{split}_{metric}"], 0.0, 1.0)
             rows.append(row)
             print(
                 f"  seed {seed} {name:<30} val PR-AUC {row['val_pr_auc']:.4f} "
@@ -88,7 +103,7 @@ def figures(seeds: int, settings: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="split and training seeds")
     parser.add_argument(
@@ -98,9 +113,19 @@ def main() -> None:
         default=list(SETTINGS),
         help="augmentation settings to compare ('none' is always included)",
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="1 seed, token dropout only, 2 epochs: shows it runs"
+    )
     arguments = parser.parse_args()
+    epochs = None
+    if arguments.quick:
+        arguments.seeds, arguments.settings, epochs = 1, ["token_dropout 0.1 (oov)"], 2
     chosen = {name: SETTINGS[name] for name in ["none", *arguments.settings] if name in SETTINGS}
-    table = figures(arguments.seeds, chosen)
+    checks = Checks()
+    table = figures(arguments.seeds, chosen, checks, epochs)
+    checks.count("rows (seeds x settings)", len(table), arguments.seeds * len(chosen))
+    if table.empty:
+        return checks.exit_code()
     metrics = ["val_pr_auc", "val_roc_auc", "test_pr_auc", "test_roc_auc"]
     summary = table.groupby("setting", sort=False)[[*metrics, "best_epoch", "seconds"]].agg(
         ["mean", "std"]
@@ -129,7 +154,8 @@ def main() -> None:
         cells.append(f"{row[('seconds', 'mean')]:.0f}")
         print("| " + " | ".join(cells) + " |")
     print(f"(cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f})")
+    return checks.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

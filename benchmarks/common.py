@@ -1,7 +1,7 @@
 """What the benchmark scripts share: the project's parameters, a temporary copy of the project and the splits.
 
 The scripts run as ``python benchmarks/<name>.py``, so this folder is first on ``sys.path`` and they import it as
-``common``.
+``common``. Each script checks every answer it gets with :class:`Checks` and exits non-zero when one is wrong.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +126,62 @@ def test_scores(
     return {
         name: score(name, truth, probabilities, classes, positive) for name in ("roc_auc", "pr_auc")
     }
+
+
+class Checks:
+    """The wrong answers a benchmark met: a figure that is not a number, a count that is off, a run that failed.
+
+    A script records each problem with the methods below, prints its table, then ends with
+    ``sys.exit(checks.exit_code())``: 0 only when nothing was recorded.
+    """
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, problem: str) -> None:
+        """Record ``problem`` (printed at the end, it makes the script exit 1)."""
+        self.problems.append(problem)
+
+    def finite(self, what: str, figures: float | Mapping[str, Any]) -> bool:
+        """Whether ``figures`` (a number, or a mapping of names to numbers) are all finite; records any that is not."""
+        items = figures.items() if isinstance(figures, Mapping) else [("", figures)]
+        wrong = [
+            f"{name} {value!r}".strip()
+            for name, value in items
+            if not isinstance(value, (int, float, np.number)) or not np.isfinite(value)
+        ]
+        if wrong:
+            self.fail(f"{what}: not a finite number: {', '.join(wrong)}")
+        return not wrong
+
+    def within(self, what: str, value: float, low: float, high: float) -> bool:
+        """Whether ``low <= value <= high`` (a score between 0 and 1, say); records it when not."""
+        ok = self.finite(what, value) and low <= value <= high
+        if not ok and np.isfinite(value):
+            self.fail(f"{what}: {value} is outside [{low}, {high}]")
+        return ok
+
+    def count(self, what: str, actual: int, expected: int) -> bool:
+        """Whether ``actual == expected`` (rows, trials, seeds); records it when not."""
+        if actual != expected:
+            self.fail(f"{what}: {actual}, expected {expected}")
+        return actual == expected
+
+    def probabilities(self, what: str, values: np.ndarray, rows: int) -> bool:
+        """Whether ``values`` holds ``rows`` rows of finite class probabilities that sum to 1."""
+        values = np.asarray(values, dtype="float64")
+        if values.ndim != 2 or len(values) != rows:
+            self.fail(f"{what}: probabilities of shape {values.shape}, expected {rows} rows")
+            return False
+        if not np.isfinite(values).all() or not np.allclose(values.sum(axis=1), 1.0, atol=1e-4):
+            self.fail(f"{what}: probabilities are not finite or do not sum to 1")
+            return False
+        return True
+
+    def exit_code(self) -> int:
+        """Print every problem recorded; 1 when there is one, else 0."""
+        for problem in self.problems:
+            print(f"WRONG: {problem}", file=sys.stderr)
+        if not self.problems:
+            print("All answers checked.")
+        return 1 if self.problems else 0

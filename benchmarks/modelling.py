@@ -3,6 +3,7 @@ the default model and the baselines over several split seeds. Prints two tables.
 
     .venv/bin/python benchmarks/modelling.py              # about 10 minutes on 2 cores
     .venv/bin/python benchmarks/modelling.py --seeds 2    # a quicker look
+    .venv/bin/python benchmarks/modelling.py --quick      # table 2 only, 1 seed, 2 epochs: shows it runs
 
 1. `kedro run` (default pipeline, conf/base) in a temporary copy of the project: wall time and peak memory
    (resident set of the process). Beside it, the same work as one plain script that calls no Kedro: read the CSV,
@@ -11,6 +12,9 @@ the default model and the baselines over several split seeds. Prints two tables.
 2. For each of `--seeds` seeds: stratified 70/15/15 split of the clean table with that seed, the default model
    (conf/base parameters, one training seed) and the baselines fitted on train, scored on the test split. Mean ± sd of
    ROC-AUC and PR-AUC. Targets for the default model: ROC-AUC >= 0.835, PR-AUC >= 0.64.
+
+Every answer is checked (both runs exit 0, probabilities of every test row sum to 1, finite scores between 0 and 1,
+one row per seed and model); the script exits 1 when one is wrong.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from common import PROJECT, copy_project, split_70_15_15, telco_table, test_scores
+from common import PROJECT, Checks, copy_project, split_70_15_15, telco_table, test_scores
 from common import parameters as project_parameters
 
 BASELINES = ("logistic_regression", "gradient_boosting")
@@ -82,8 +86,21 @@ def plain_script() -> None:
         )
 
 
-def held_out_figures(seeds: int) -> pd.DataFrame:
-    """Test-split ROC-AUC and PR-AUC of the default model and the baselines, one row per seed and model."""
+def _checked_scores(
+    test: pd.DataFrame, probabilities, classes: list[str], roles, checks: Checks, what: str
+) -> dict[str, float]:
+    checks.probabilities(what, probabilities, len(test))
+    scores = test_scores(test[roles.target], probabilities, classes, roles.positive_class)
+    for name, value in scores.items():
+        checks.within(f"{what} {name}", value, 0.0, 1.0)
+    return scores
+
+
+def held_out_figures(seeds: int, checks: Checks, epochs: int | None = None) -> pd.DataFrame:
+    """Test-split ROC-AUC and PR-AUC of the default model and the baselines, one row per seed and model.
+
+    ``epochs`` caps ``params:modelling.epochs`` (for a quick run).
+    """
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
     from deep_learning_workflow.model_inputs import predict_probabilities
     from deep_learning_workflow.models.fitting import train_model
@@ -91,6 +108,8 @@ def held_out_figures(seeds: int) -> pd.DataFrame:
     from deep_learning_workflow.pipelines.modelling.nodes import build_baseline
 
     parameters = project_parameters()
+    if epochs is not None:
+        parameters["modelling"]["epochs"] = epochs
     params = as_params(parameters["modelling"])
     configured = ColumnRoles(**parameters["columns"])
     frame = telco_table(configured)
@@ -105,7 +124,9 @@ def held_out_figures(seeds: int) -> pd.DataFrame:
             {
                 "model": "keras (default)",
                 "seed": seed,
-                **test_scores(test[roles.target], probabilities, classes, roles.positive_class),
+                **_checked_scores(
+                    test, probabilities, classes, roles, checks, f"keras seed {seed}"
+                ),
             }
         )
         for name in BASELINES:
@@ -117,21 +138,48 @@ def held_out_figures(seeds: int) -> pd.DataFrame:
                 {
                     "model": name,
                     "seed": seed,
-                    **test_scores(test[roles.target], probabilities, classes, roles.positive_class),
+                    **_checked_scores(
+                        test, probabilities, classes, roles, checks, f"{name} seed {seed}"
+                    ),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=5, help="split seeds for the held-out figures")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="leave out the kedro run timing; 1 split seed, 2 epochs: shows it runs",
+    )
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.plain:
         plain_script()
-        return
+        return 0
+    checks = Checks()
+    if arguments.quick:
+        arguments.seeds = 1
+    else:
+        _print_run_times()
+    figures = held_out_figures(arguments.seeds, checks, 2 if arguments.quick else None)
+    checks.count("rows (seeds x models)", len(figures), arguments.seeds * (1 + len(BASELINES)))
+    if figures.empty:
+        return checks.exit_code()
+    summary = figures.groupby("model")[["roc_auc", "pr_auc"]].agg(["mean", "std"])
+    print(f"\nTest split, stratified 70/15/15, {arguments.seeds} split seeds (mean ± sd)")
+    print(f"{'model':<22}{'ROC-AUC':>18}{'PR-AUC':>18}")
+    for model, row in summary.iterrows():
+        roc = f"{row[('roc_auc', 'mean')]:.3f} ± {row[('roc_auc', 'std')]:.3f}"
+        pr = f"{row[('pr_auc', 'mean')]:.3f} ± {row[('pr_auc', 'std')]:.3f}"
+        print(f"{model:<22}{roc:>18}{pr:>18}")
+    return checks.exit_code()
 
+
+def _print_run_times() -> None:
+    """Table 1: ``kedro run`` and the plain script; either failing raises (the script then exits 1)."""
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder)
         copy_project(copy)
@@ -142,15 +190,6 @@ def main() -> None:
     print(f"{'plain script, same modelling work':<34}{plain_wall:>10.1f}{plain_peak:>10.0f}")
     print(f"(cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f})")
 
-    figures = held_out_figures(arguments.seeds)
-    summary = figures.groupby("model")[["roc_auc", "pr_auc"]].agg(["mean", "std"])
-    print(f"\nTest split, stratified 70/15/15, {arguments.seeds} split seeds (mean ± sd)")
-    print(f"{'model':<22}{'ROC-AUC':>18}{'PR-AUC':>18}")
-    for model, row in summary.iterrows():
-        roc = f"{row[('roc_auc', 'mean')]:.3f} ± {row[('roc_auc', 'std')]:.3f}"
-        pr = f"{row[('pr_auc', 'mean')]:.3f} ± {row[('pr_auc', 'std')]:.3f}"
-        print(f"{model:<22}{roc:>18}{pr:>18}")
-
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

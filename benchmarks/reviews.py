@@ -3,6 +3,7 @@ one table.
 
     .venv/bin/python benchmarks/reviews.py                  # about 4 minutes on 2 cores
     .venv/bin/python benchmarks/reviews.py --seeds 1 --set text.embedding_dim=32 --set epochs=10
+    .venv/bin/python benchmarks/reviews.py --quick          # 1 seed, 2 epochs, no tuned baseline: shows it runs
 
 The split is the workflow's own: `kedro run --env reviews --pipelines data_acquisition,data_processing,splitting`
 in a temporary copy of the project (5,000 food reviews, stratified 70/15/15, cleaned text). Then:
@@ -16,19 +17,21 @@ in a temporary copy of the project (5,000 food reviews, stratified 70/15/15, cle
   validation from 0.25..16: a baseline tuned as one would tune it by hand.
 
 PR-AUC, ROC-AUC and F1 are about the positive class (`other`); F1 is taken at the threshold of best F1 on
-validation, that same threshold applied to test.
+validation, that same threshold applied to test. Every answer is checked (probabilities of every row that sum to 1,
+finite scores between 0 and 1, one Keras row per seed); the script exits 1 when one is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
-from common import DATA_PIPELINES, splits_of_env
+from common import DATA_PIPELINES, Checks, splits_of_env
 from common import parameters as project_parameters
 
 ENV = "reviews"
@@ -62,12 +65,16 @@ def _figures(
     target: str,
     classes: list[str],
     positive: str,
+    checks: Checks,
+    model: str,
 ) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
     from deep_learning_workflow.columns import target_labels
     from deep_learning_workflow.metrics import score
 
+    for name in ("val", "test"):
+        checks.probabilities(f"{model}, {name}", probabilities[name], len(splits[name]))
     column = classes.index(positive)
     truth = {name: target_labels(splits[name][target]).to_numpy() for name in ("val", "test")}
     threshold = _best_f1_threshold(truth["val"] == positive, probabilities["val"][:, column])
@@ -79,6 +86,8 @@ def _figures(
             )
         flagged = probabilities[name][:, column] >= threshold
         figures[f"{name}_f1"] = float(f1_score(truth[name] == positive, flagged))
+    for name, value in figures.items():
+        checks.within(f"{model}, {name}", value, 0.0, 1.0)
     return figures
 
 
@@ -107,7 +116,7 @@ def _tuned_tfidf(splits: dict[str, pd.DataFrame], column: str, target: str, seed
     return models[best], best
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="training seeds of the Keras model")
     parser.add_argument(
@@ -120,7 +129,16 @@ def main() -> None:
     parser.add_argument(
         "--skip-tuned", action="store_true", help="leave out the hand-tuned TF-IDF baseline (slow)"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 seed, 2 epochs, no hand-tuned baseline: shows it runs",
+    )
     arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.seeds, arguments.skip_tuned = 1, True
+        arguments.set = [*arguments.set, "epochs=2"]
+    checks = Checks()
 
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
     from deep_learning_workflow.model_inputs import predict_probabilities
@@ -159,7 +177,9 @@ def main() -> None:
                 "model": "keras text model (conf/reviews)",
                 "seconds": seconds,
                 "epochs": len(result.history["loss"]),
-                **_figures(splits, probabilities, target, classes, positive),
+                **_figures(
+                    splits, probabilities, target, classes, positive, checks, f"keras seed {offset}"
+                ),
             }
         )
 
@@ -174,7 +194,7 @@ def main() -> None:
         {
             "model": "tf-idf + logistic regression (gate baseline)",
             "seconds": seconds,
-            **_figures(splits, probabilities, target, classes, positive),
+            **_figures(splits, probabilities, target, classes, positive, checks, "gate baseline"),
         }
     )
 
@@ -189,11 +209,18 @@ def main() -> None:
             {
                 "model": f"tf-idf 1-2-grams + logistic regression (C={c:g})",
                 "seconds": seconds,
-                **_figures(splits, probabilities, target, classes, positive),
+                **_figures(
+                    splits, probabilities, target, classes, positive, checks, "tuned tf-idf"
+                ),
             }
         )
 
     table = pd.DataFrame(rows)
+    keras_rows = int(table["epochs"].notna().sum()) if "epochs" in table else 0
+    checks.count("keras rows (one per seed)", keras_rows, arguments.seeds)
+    for name in ("train", "val", "test"):
+        if splits[name].empty:
+            checks.fail(f"the {name} split is empty")
     columns = [
         f"{split}_{metric}" for split in ("val", "test") for metric in ("pr_auc", "roc_auc", "f1")
     ]
@@ -217,7 +244,8 @@ def main() -> None:
         print(f"{model:<50}{''.join(cells)}{group['seconds'].mean():>8.1f}")
     if "epochs" in table:
         print(f"Keras epochs run (early stopping): {table['epochs'].dropna().astype(int).tolist()}")
+    return checks.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

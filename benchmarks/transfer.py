@@ -3,6 +3,7 @@ the other reviews taught. Prints one table.
 
     .venv/bin/python benchmarks/transfer.py                     # 3 seeds, about 8 minutes on 2 shared cores
     .venv/bin/python benchmarks/transfer.py --seeds 1 --labelled 200
+    .venv/bin/python benchmarks/transfer.py --quick    # 1 seed, 800 pretraining rows, 2 epochs: shows it runs
 
 For each seed the 5,000 reviews of `data/01_raw/food_reviews.csv` (column roles from `conf/reviews`) are shuffled
 and cut into three disjoint parts:
@@ -27,6 +28,9 @@ words seen at least 3 times, context counts smoothed with exponent 0.75), one `t
 per word. They are learned from 3,500 reviews, not from a large corpus such as GloVe's, so they show the mechanism,
 not what large pretrained vectors would give.
 
+Every answer is checked (each arm's held-out probabilities sum to 1, finite scores between 0 and 1, one row per
+seed and arm); the script exits 1 when one is wrong.
+
 Write such vectors for a workflow run (from the training split's texts only, so that nothing fitted sees validation
 or test rows):
 
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -49,7 +54,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import PROJECT
+from common import PROJECT, Checks
 from common import parameters as project_parameters
 
 DATA = PROJECT / "data" / "01_raw" / "food_reviews.csv"
@@ -135,15 +140,26 @@ def cooccurrence_vectors(
     return WordVectors(vocabulary, vectors.astype("float32"))
 
 
-def _scores(truth: pd.Series, probabilities: np.ndarray, classes: list[str], positive: str) -> dict:
+def _scores(
+    truth: pd.Series,
+    probabilities: np.ndarray,
+    classes: list[str],
+    positive: str,
+    checks: Checks,
+    what: str,
+) -> dict:
     from deep_learning_workflow.columns import target_labels
     from deep_learning_workflow.metrics import score
 
+    checks.probabilities(what, probabilities, len(truth))
     labels = target_labels(truth).to_numpy()
-    return {
+    scores = {
         name: score(name, labels, probabilities, classes, positive)
         for name in ("pr_auc", "roc_auc")
     }
+    for name, value in scores.items():
+        checks.within(f"{what} {name}", value, 0.0, 1.0)
+    return scores
 
 
 def _with_transfer(modelling: dict[str, Any], **transfer: Any) -> dict[str, Any]:
@@ -152,8 +168,10 @@ def _with_transfer(modelling: dict[str, Any], **transfer: Any) -> dict[str, Any]
     return result
 
 
-def run(seeds: int, pretraining: int, labelled: int) -> pd.DataFrame:
-    """Held-out PR-AUC and ROC-AUC per seed and arm."""
+def run(
+    seeds: int, pretraining: int, labelled: int, checks: Checks, epochs: int | None = None
+) -> pd.DataFrame:
+    """Held-out PR-AUC and ROC-AUC per seed and arm; ``epochs`` caps ``params:modelling.epochs``."""
     from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
     from deep_learning_workflow.datasets import KerasModelDataset, WordVectorsDataset
     from deep_learning_workflow.model_inputs import predict_probabilities
@@ -164,6 +182,8 @@ def run(seeds: int, pretraining: int, labelled: int) -> pd.DataFrame:
 
     parameters = _parameters()
     modelling = parameters["modelling"]
+    if epochs is not None:
+        modelling["epochs"] = epochs
     params = as_params(modelling)
     frame = pd.read_csv(DATA)
     roles = resolve_roles(frame, ColumnRoles(**parameters["columns"]), "food_reviews")
@@ -222,6 +242,8 @@ def run(seeds: int, pretraining: int, labelled: int) -> pd.DataFrame:
                     predict_probabilities(source.model, held_out, roles),
                     source.classes,
                     roles.positive_class,
+                    checks,
+                    f"seed {seed}, pretraining model",
                 ),
             }
         )
@@ -236,7 +258,14 @@ def run(seeds: int, pretraining: int, labelled: int) -> pd.DataFrame:
                     "arm": arm,
                     "seed": seed,
                     "seconds": time.perf_counter() - started,
-                    **_scores(held_out[roles.target], probabilities, classes, roles.positive_class),
+                    **_scores(
+                        held_out[roles.target],
+                        probabilities,
+                        classes,
+                        roles.positive_class,
+                        checks,
+                        f"seed {seed}, {arm}",
+                    ),
                 }
             )
         baseline = build_baseline("logistic_regression", roles, params, seed).fit(
@@ -251,6 +280,8 @@ def run(seeds: int, pretraining: int, labelled: int) -> pd.DataFrame:
                     baseline.predict_proba(held_out[roles.features]),
                     classes,
                     roles.positive_class,
+                    checks,
+                    f"seed {seed}, logistic regression",
                 ),
             }
         )
@@ -275,7 +306,7 @@ def write_vectors(texts_path: Path, output: Path, seed: int) -> None:
     print(f"{len(vectors.tokens)} words x {dimension} values from {len(table)} rows -> {output}")
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--pretraining", type=int, default=3500)
@@ -284,13 +315,26 @@ def main() -> None:
     parser.add_argument(
         "--texts", type=Path, default=PROJECT / "data/reviews/05_model_input/train.parquet"
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 seed, 800 pretraining rows, 2 epochs: shows it runs",
+    )
     arguments = parser.parse_args()
     if arguments.write_vectors:
         write_vectors(arguments.texts, arguments.write_vectors, _parameters()["seed"])
-        return
+        return 0
+    epochs = None
+    if arguments.quick:
+        arguments.seeds, arguments.pretraining, epochs = 1, 800, 2
 
     started = time.perf_counter()
-    figures = run(arguments.seeds, arguments.pretraining, arguments.labelled)
+    checks = Checks()
+    figures = run(arguments.seeds, arguments.pretraining, arguments.labelled, checks, epochs)
+    # Per seed: the pretraining model as is, the four arms and the logistic regression.
+    checks.count("rows (seeds x arms)", len(figures), arguments.seeds * 6)
+    if figures.empty:
+        return checks.exit_code()
     summary = figures.groupby("arm", sort=False)[["pr_auc", "roc_auc"]].agg(["mean", "std"])
     held_out = len(pd.read_csv(DATA)) - arguments.pretraining - arguments.labelled
     print(
@@ -309,7 +353,8 @@ def main() -> None:
         f"({time.perf_counter() - started:.0f} s; cores: {os.cpu_count()}, "
         f"load average: {os.getloadavg()[0]:.2f})"
     )
+    return checks.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/tuning.py                # about 5 minutes on 2 cores
     .venv/bin/python benchmarks/tuning.py --trials 10 --worker-trials 6 --seeds 2   # a quicker look
+    .venv/bin/python benchmarks/tuning.py --quick    # 3 trials of 2 epochs, 2 per worker, 1 seed: shows it runs
 
 Needs the splits (``kedro run --pipelines data_acquisition,data_processing,splitting``). Uses conf/base parameters
 and the tuning pipeline's own study function; studies go to journal files in a temporary folder, so the project's
@@ -13,6 +14,9 @@ study is not touched.
 3. The tuned model (the pruned study's best trials judged over seeds, as the pipeline does) retrained with
    ``--seeds`` seeds; test ROC-AUC and PR-AUC, mean over seeds. Targets: >= 0.845 and >= 0.655 (logistic regression:
    0.842 / 0.653). The test split is read here only, after the choice is made.
+
+Every answer is checked (each study holds its trials, none failed, finite best values; the workers ran every
+trial; the tuned model's probabilities and scores); the script exits 1 when one is wrong.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from common import Checks, saved_splits
 from common import parameters as project_parameters
-from common import saved_splits
 
 
 def _study(
@@ -105,22 +109,38 @@ def _workers(folder: Path, count: int, trials: int, tuning: dict[str, Any]) -> t
     from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
 
     storage = OptunaStorageDataset(credentials={"con": url}).load()
-    done = len(optuna.load_study(storage=storage.storage, study_name=settings["study_name"]).trials)
-    return elapsed, done
+    study = optuna.load_study(storage=storage.storage, study_name=settings["study_name"])
+    return elapsed, study
 
 
 def _best(study: Any) -> float:
     from deep_learning_workflow.pipelines.tuning.study import completed_trials
 
-    return float(completed_trials(study)[0].value)
+    trials = completed_trials(study)
+    return float(trials[0].value) if trials else float("nan")
+
+
+def _check_study(what: str, study: Any, trials: int, checks: Checks) -> None:
+    """The study holds ``trials`` complete or pruned trials, none failed, and a finite best value in [0, 1]."""
+    states = [trial.state.name for trial in study.trials]
+    checks.count(
+        f"{what}: complete or pruned trials",
+        states.count("COMPLETE") + states.count("PRUNED"),
+        trials,
+    )
+    checks.count(f"{what}: failed trials", states.count("FAIL"), 0)
+    checks.within(f"{what}: best value", _best(study), 0.0, 1.0)
 
 
 def _worker_rows(
-    folder: Path, tuning: dict[str, Any], worker_trials: int
+    folder: Path, tuning: dict[str, Any], worker_trials: int, checks: Checks
 ) -> list[tuple[str, str, str]]:
     unpruned_workers = {**tuning, "pruner": {**tuning["pruner"], "name": "none"}}
-    one_time, one_done = _workers(folder, 1, worker_trials, unpruned_workers)
-    two_time, two_done = _workers(folder, 2, 2 * worker_trials, unpruned_workers)
+    one_time, one = _workers(folder, 1, worker_trials, unpruned_workers)
+    two_time, two = _workers(folder, 2, 2 * worker_trials, unpruned_workers)
+    _check_study("1 worker", one, worker_trials, checks)
+    _check_study("2 workers", two, 2 * worker_trials, checks)
+    one_done, two_done = len(one.trials), len(two.trials)
     one_rate, two_rate = one_done / one_time * 60, two_done / two_time * 60
     return [
         (
@@ -143,7 +163,7 @@ def _report(rows: list[tuple[str, str, str]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, width, strict=True)))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument(
@@ -160,11 +180,20 @@ def main() -> None:
         choices=("pruning", "workers"),
         help="run one part: the pruning comparison (1.) or the workers' throughput (2.)",
     )
+    parser.add_argument("--epochs", type=int, help="most epochs of a trial (params:tuning.epochs)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 trials of 2 epochs, 2 trials per worker, 1 seed: shows it runs",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.worker:
         _worker(arguments.worker)
-        return
+        return 0
+    if arguments.quick:
+        arguments.trials, arguments.worker_trials, arguments.seeds, arguments.epochs = 3, 2, 1, 2
+    checks = Checks()
 
     import optuna
 
@@ -184,13 +213,15 @@ def main() -> None:
     tuning = dict(params["tuning"])
     if arguments.pruner:
         tuning["pruner"] = {**tuning["pruner"], "name": arguments.pruner}
+    if arguments.epochs is not None:
+        tuning["epochs"] = arguments.epochs
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         base = {**tuning, "n_trials": arguments.trials}
         if arguments.only == "workers":
-            _report(_worker_rows(folder, tuning, arguments.worker_trials))
-            return
+            _report(_worker_rows(folder, tuning, arguments.worker_trials, checks))
+            return checks.exit_code()
         unpruned_time, unpruned = _timed_study(
             f"journal:///{folder}/unpruned.journal",
             {**base, "study_name": "unpruned", "pruner": {**tuning["pruner"], "name": "none"}},
@@ -200,6 +231,8 @@ def main() -> None:
         pruned_time, pruned = _timed_study(
             f"journal:///{folder}/pruned.journal", {**base, "study_name": "pruned"}, params, frames
         )
+        _check_study("unpruned study", unpruned, arguments.trials, checks)
+        _check_study("pruned study", pruned, arguments.trials, checks)
         n_pruned = len(pruned.get_trials(states=(optuna.trial.TrialState.PRUNED,)))
         rows += [
             (
@@ -216,8 +249,8 @@ def main() -> None:
 
         if arguments.only == "pruning":
             _report(rows)
-            return
-        rows += _worker_rows(folder, tuning, arguments.worker_trials)
+            return checks.exit_code()
+        rows += _worker_rows(folder, tuning, arguments.worker_trials, checks)
 
         judged = {**tuning, "selection": {**tuning["selection"], "seeds": arguments.seeds}}
         candidates = retrain_top_trials(
@@ -245,10 +278,13 @@ def main() -> None:
                 primary_metric=params["problem"]["primary_metric"],
             )
             probabilities = predict_probabilities(result.model, frames["test"], result.roles)
+            what = f"tuned model, seed {params['seed'] + offset}, test"
+            checks.probabilities(what, probabilities, len(frames["test"]))
             for name in scores:
                 scores[name].append(
                     score(name, labels, probabilities, result.classes, result.roles.positive_class)
                 )
+                checks.within(f"{what} {name}", scores[name][-1], 0.0, 1.0)
         rows.append(
             (
                 f"tuned model (trial {best['trial']}), test, {arguments.seeds} seeds",
@@ -258,7 +294,8 @@ def main() -> None:
         )
     _report(rows)
     print("best parameters:", json.dumps(best["params"]))
+    return checks.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,6 +4,7 @@ Prints two tables.
     .venv/bin/python benchmarks/tuning_trade_off.py                          # about 10-15 minutes on 2 cores
     .venv/bin/python benchmarks/tuning_trade_off.py --trials 6 --seeds 1     # a quicker look
     .venv/bin/python benchmarks/tuning_trade_off.py --plot front.json   # also save the front (plotly JSON)
+    .venv/bin/python benchmarks/tuning_trade_off.py --quick    # 3 trials of 2 epochs, 1 seed: shows it runs
 
 Needs the splits (``kedro run --pipelines data_acquisition,data_processing,splitting``). Uses conf/base parameters
 (``tuning.pruner.name`` forced to none, as a two-objective study requires); the study goes to a journal file in a
@@ -15,19 +16,23 @@ temporary folder, so the project's study is not touched. The test split is not r
    trials when their latencies differ by more than that spread.
 2. A study of ``--trials`` unpruned trials of the metric against ``--objective``; its trials (front marked), then
    the pick of ``tuning.trade_off.pick`` after the judgement over ``--seeds`` seeds (``--top-k`` candidates).
+
+Every answer is checked (positive finite latencies, every trial complete with finite objectives, a non-empty
+front, candidates judged with finite figures, a pick among them); the script exits 1 when one is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from typing import Any
 
 import pandas as pd
+from common import Checks, saved_splits
 from common import parameters as project_parameters
-from common import saved_splits
 
 ARCHITECTURES = {
     "2 x 32": {"hidden_layers": 2, "units": 32},
@@ -36,7 +41,10 @@ ARCHITECTURES = {
 }
 
 
-def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repeats: int) -> None:
+def latency_noise(
+    params: dict[str, Any], frames: dict[str, pd.DataFrame], repeats: int, checks: Checks
+) -> None:
+    """Each architecture's single-record latency measured ``repeats`` times in turn; prints the spread."""
     from deep_learning_workflow.inference import (
         engine_for_rows,
         single_records,
@@ -72,12 +80,17 @@ def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repea
                 forward, records, blocks=settings.repeats, calls=settings.calls
             )
             measures[name].append(latency.best_block_ms)
+            checks.within(f"latency of {name}", latency.best_block_ms, 1e-9, float("inf"))
     print(f"\nLatency per single record (ms), {repeats} measures each, engine and weights:")
     print(
         f"{'architecture':<12} {'engine':<8} {'weights':>8} {'min':>8} {'median':>8} {'max':>8} {'max/min':>8}"
     )
     for name, values in measures.items():
         _, _, weights, engine = prepared[name]
+        checks.count(f"latency measures of {name}", len(values), repeats)
+        if not values or weights <= 0:
+            checks.fail(f"{name}: {weights} weights, {len(values)} measures")
+            continue
         print(
             f"{name:<12} {engine:<8} {weights:>8.0f} {min(values):>8.4f} {statistics.median(values):>8.4f} "
             f"{max(values):>8.4f} {max(values) / min(values):>8.2f}"
@@ -85,8 +98,12 @@ def latency_noise(params: dict[str, Any], frames: dict[str, pd.DataFrame], repea
 
 
 def study(
-    params: dict[str, Any], frames: dict[str, pd.DataFrame], args: argparse.Namespace
+    params: dict[str, Any],
+    frames: dict[str, pd.DataFrame],
+    args: argparse.Namespace,
+    checks: Checks,
 ) -> None:
+    """A two-objective study through the tuning pipeline's nodes; prints its trials and the pick."""
     from kedro.io import DataCatalog, MemoryDataset
     from kedro.runner import SequentialRunner
     from kedro_datasets.json import JSONDataset
@@ -103,6 +120,8 @@ def study(
         selection={"top_k": args.top_k, "seeds": args.seeds},
         trade_off={**tuning["trade_off"], "enabled": True, "objective": args.objective},
     )
+    if args.epochs is not None:
+        tuning["epochs"] = args.epochs
     with tempfile.TemporaryDirectory() as folder:
         storage = OptunaStorageDataset(
             credentials={"con": f"journal:///{folder}/study.journal"}, heartbeat_interval=10
@@ -139,8 +158,11 @@ def study(
             storage=storage.load().storage, study_name=tuning["study_name"]
         ).trials
     metric = params["problem"]["primary_metric"]
+    _check_study(trials, best, args, checks)
     points = trial_points(trials)
     front = {p.key for p in pareto_front(points, greater=True)}
+    if not front:
+        checks.fail("the Pareto front is empty")
     print(
         f"\nStudy: {args.trials} trials, {metric} against {args.objective}, {elapsed / 60:.1f} min"
     )
@@ -163,7 +185,32 @@ def study(
         print(f"Front saved to {args.plot}")
 
 
-def main() -> None:
+def _check_study(
+    trials: list[Any], best: dict[str, Any], args: argparse.Namespace, checks: Checks
+) -> None:
+    """Every trial complete with two finite objectives; the pick one of the candidates, judged over the seeds."""
+    states = [trial.state.name for trial in trials]
+    checks.count("complete trials", states.count("COMPLETE"), args.trials)
+    checks.count("failed trials", states.count("FAIL"), 0)
+    for trial in trials:
+        if trial.state.name == "COMPLETE":
+            values = trial.values or []
+            checks.count(f"objectives of trial {trial.number}", len(values), 2)
+            checks.finite(
+                f"trial {trial.number}", dict(zip(("metric", "cost"), values, strict=False))
+            )
+    candidates = best.get("candidates") or []
+    checks.count("candidates judged", len(candidates), min(args.top_k, states.count("COMPLETE")))
+    for candidate in candidates:
+        checks.finite(
+            f"candidate trial {candidate['trial']}",
+            {k: candidate[k] for k in ("mean", "sd", "cost")},
+        )
+    if best.get("trial") not in {candidate["trial"] for candidate in candidates}:
+        checks.fail(f"picked trial {best.get('trial')} is not one of the candidates")
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objective", choices=["parameters", "latency"], default="parameters")
     parser.add_argument("--trials", type=int, default=12)
@@ -172,15 +219,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8, help="latency measures per architecture")
     parser.add_argument("--plot", help="save the Pareto front figure (plotly JSON)")
     parser.add_argument("--skip-noise", action="store_true")
+    parser.add_argument("--epochs", type=int, help="most epochs of a trial (params:tuning.epochs)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="3 trials of 2 epochs, top 2 judged over 1 seed, 2 latency measures: shows it runs",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.trials, args.seeds, args.top_k, args.repeats, args.epochs = 3, 1, 2, 2, 2
+    checks = Checks()
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     params, frames = project_parameters(), saved_splits(("train", "train_balanced", "val"))
     if not args.skip_noise:
-        latency_noise(params, frames, args.repeats)
-    study(params, frames, args)
+        latency_noise(params, frames, args.repeats, checks)
+    study(params, frames, args, checks)
+    return checks.exit_code()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
