@@ -347,27 +347,54 @@ def bootstrap_scores(
     if max_rows is not None and len(labels) > max_rows:
         rows = _subsample(labels, max_rows, np.random.default_rng([seed, len(labels)]))
     prepared = prepare(rows)
+    resampled = _resampled_scores(prepared, names, labels[rows], resamples, seed)
+    if isinstance(rows, slice):
+        return resampled
+    everything = prepare(slice(None))
+    return _rescaled_to_all_rows(resampled, prepared, everything, names, (len(rows), len(labels)))
+
+
+def _resampled_scores(
+    prepared: Mapping[str, _Candidate],
+    names: Sequence[str],
+    labels: np.ndarray,
+    resamples: int,
+    seed: int,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Every candidate's scores on the same resamples, drawn in chunks to bound the memory."""
     parts: dict[str, dict[str, list[np.ndarray]]] = {name: {} for name in prepared}
-    for weights in bootstrap_weight_chunks(labels[rows], resamples, seed):
+    for weights in bootstrap_weight_chunks(labels, resamples, seed):
         for name, candidate in prepared.items():
             for key, values in _score(candidate, names, weights).items():
                 parts[name].setdefault(key, []).append(values)
-    resampled = {
+    return {
         name: {key: np.concatenate(values) for key, values in metrics.items()}
         for name, metrics in parts.items()
     }
-    if isinstance(rows, slice):
-        return resampled
-    scale = float(np.sqrt(len(rows) / len(labels)))
-    everything = prepare(slice(None))
-    for name, candidate in prepared.items():
-        on_all = _score(everything[name], names, np.ones((1, len(labels))))
-        on_sample = _score(candidate, names, np.ones((1, len(rows))))
-        resampled[name] = {
+
+
+def _rescaled_to_all_rows(
+    resampled: Mapping[str, Mapping[str, np.ndarray]],
+    sample: Mapping[str, _Candidate],
+    everything: Mapping[str, _Candidate],
+    names: Sequence[str],
+    sizes: tuple[int, int],
+) -> dict[str, dict[str, np.ndarray]]:
+    """m-out-of-n: deviations from the sample's scores, scaled by sqrt(m / n), around the scores of every row.
+
+    ``sizes`` is (m, n): the rows of the sample and of the whole split.
+    """
+    sampled_rows, rows = sizes
+    scale = float(np.sqrt(sampled_rows / rows))
+    result = {}
+    for name, candidate in sample.items():
+        on_all = _score(everything[name], names, np.ones((1, rows)))
+        on_sample = _score(candidate, names, np.ones((1, sampled_rows)))
+        result[name] = {
             key: on_all[key][0] + scale * (values - on_sample[key][0])
             for key, values in resampled[name].items()
         }
-    return resampled
+    return result
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:

@@ -75,7 +75,7 @@ class KerasModelDataset(AtomicSaveMixin, AbstractVersionedDataset[Any, Any]):
     DEFAULT_LOAD_ARGS: dict[str, Any] = {"safe_mode": True, "compile": False}
     DEFAULT_SAVE_ARGS: dict[str, Any] = {}
 
-    def __init__(  # noqa: PLR0913
+    def __init__(  # noqa: PLR0913 - keyword arguments mirror the catalog entry's keys
         self,
         *,
         filepath: str,

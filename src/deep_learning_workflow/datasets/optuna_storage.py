@@ -202,7 +202,7 @@ class OptunaStorageDataset(AbstractDataset[None, StudyStorage]):
         metadata: free-form, e.g. kedro-viz's layer.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(  # noqa: PLR0913 - keyword arguments mirror the catalog entry's keys
         self,
         *,
         credentials: dict[str, Any] | None = None,

@@ -150,7 +150,7 @@ class WordVectorsDataset(AtomicSaveMixin, AbstractDataset[WordVectors, WordVecto
 
     DEFAULT_LOAD_ARGS: dict[str, Any] = {"max_words": None, "encoding": "utf-8"}
 
-    def __init__(  # noqa: PLR0913
+    def __init__(  # noqa: PLR0913 - keyword arguments mirror the catalog entry's keys
         self,
         *,
         filepath: str,

@@ -155,8 +155,12 @@ def check_scenarios(scenarios: Any, roles: ColumnRoles) -> list[str]:
 def short_splits_of(table: pd.DataFrame, target: str, splitting: Mapping[str, Any]) -> list[str]:
     """The splits of ``table`` that would hold fewer than ``params:splitting.min_rows_per_class`` rows of a class,
     one line each, whatever ``on_small_table`` says (empty when the parameters are invalid: reported elsewhere)."""
-    from deep_learning_workflow.pipelines.splitting.class_sizes import label_counts, short_splits
-    from deep_learning_workflow.pipelines.splitting.nodes import SplittingParameters, allocate_rows
+    from deep_learning_workflow.pipelines.splitting.class_sizes import (
+        allocate_rows,
+        label_counts,
+        short_splits,
+    )
+    from deep_learning_workflow.pipelines.splitting.schema import SplittingParameters
 
     try:
         params = SplittingParameters.model_validate(dict(splitting))

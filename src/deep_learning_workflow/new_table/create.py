@@ -96,15 +96,7 @@ def create_environment(
     """
     check_env_name(env, project, force)
     frame, delimiter = read_table(table)
-    if target not in frame:
-        hint = one_column_hint(frame)
-        raise ValueError(
-            f"The table {table} has no target column '{target}'"
-            + (f": {hint}." if hint else f"; its columns are {list(frame.columns)}.")
-        )
-    profile = infer_profile(frame, target)
-    if not profile.features:
-        raise ValueError(f"The table {table} has no feature column besides the key and the target.")
+    profile = _profile_of(frame, table, target)
     base = base_parameters(project)
     seed = int(base["seed"])
     training, scoring, held_back = split_scoring_rows(frame, seed)
@@ -123,18 +115,7 @@ def create_environment(
         delimiter=delimiter,
         scoring_rows=len(scoring),
     )
-    conf = {
-        "globals.yml": templates.globals_text(paths),
-        "catalog.yml": templates.catalog_text(paths),
-        "parameters.yml": templates.parameters_text(paths, profile),
-        "parameters_data_acquisition.yml": templates.acquisition_text(paths),
-        "parameters_data_processing.yml": templates.processing_text(paths, profile),
-        "parameters_evaluation.yml": templates.evaluation_text(paths, profile, base),
-        "parameters_tuning.yml": templates.tuning_text(paths),
-        "parameters_modelling.yml": templates.modelling_text(paths, profile),
-    }
-    conf = {name: text for name, text in conf.items() if text is not None}
-    check_table_specific_keys_written(conf)
+    conf = _conf_files(paths, profile, base)
     files: dict[Path, str | bytes] = {
         project / paths.table: _parquet_bytes(training),
         project / paths.scoring_batch: _parquet_bytes(scoring.drop(columns=target)),
@@ -154,6 +135,39 @@ def create_environment(
         short_splits_of(training, target, splitting),
         str(splitting.get("on_small_table", "stop")),
     )
+
+
+def _profile_of(frame: Any, table: Path, target: str) -> TableProfile:
+    """The inferred roles of the table's columns; raises when the target is missing or no feature is left."""
+    if target not in frame:
+        hint = one_column_hint(frame)
+        raise ValueError(
+            f"The table {table} has no target column '{target}'"
+            + (f": {hint}." if hint else f"; its columns are {list(frame.columns)}.")
+        )
+    profile = infer_profile(frame, target)
+    if not profile.features:
+        raise ValueError(f"The table {table} has no feature column besides the key and the target.")
+    return profile
+
+
+def _conf_files(
+    paths: templates.Paths, profile: TableProfile, base: dict[str, Any]
+) -> dict[str, str]:
+    """The environment's configuration files by name (a file with nothing to override is left out)."""
+    conf = {
+        "globals.yml": templates.globals_text(paths),
+        "catalog.yml": templates.catalog_text(paths),
+        "parameters.yml": templates.parameters_text(paths, profile),
+        "parameters_data_acquisition.yml": templates.acquisition_text(paths),
+        "parameters_data_processing.yml": templates.processing_text(paths, profile),
+        "parameters_evaluation.yml": templates.evaluation_text(paths, profile, base),
+        "parameters_tuning.yml": templates.tuning_text(paths),
+        "parameters_modelling.yml": templates.modelling_text(paths, profile),
+    }
+    conf = {name: text for name, text in conf.items() if text is not None}
+    check_table_specific_keys_written(conf)
+    return conf
 
 
 def summary_lines(created: NewEnvironment) -> list[str]:

@@ -58,7 +58,8 @@ def test_warn_splits_anyway_and_returns_the_problems(caplog):
         frame, COLUMNS, {"min_rows_per_class": 10, "on_small_table": "warn"}, SEED
     )
     assert [(part["label"] == "Yes").sum() for part in (train, val, test)] == [34, 8, 8]
-    problems = check_split_sizes({"Yes": 50}, DEFAULT_SIZES, 10, "warn", "clean_table", "label")
+    params = SplittingParameters(min_rows_per_class=10, on_small_table="warn")
+    problems = check_split_sizes({"Yes": 50}, params, "clean_table", "label")
     assert len(problems) == 2
 
 

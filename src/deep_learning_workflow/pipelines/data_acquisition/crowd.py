@@ -11,6 +11,7 @@ from deep_learning_workflow.columns import ColumnRoles
 from deep_learning_workflow.parameters import parse
 
 from .common import ANNOTATIONS_DATASET, KEY, settings_of
+from .schema import CrowdSource
 
 
 def fleiss_kappa(counts: np.ndarray) -> float:
@@ -79,8 +80,8 @@ def aggregate_annotations(
         columns: ``params:columns``: the item column defaults to the key, labels fill the target.
 
     Returns:
-        The labels of the unflagged items (columns: key, target) and the annotation report (Fleiss' kappa,
-        counts, flagged item keys); an empty table and a report saying so when the source is disabled.
+        The labels of the unflagged items (columns: key, target) and the annotation report; an empty table and
+        ``{"enabled": false}`` when the source is disabled.
 
     Raises:
         ValueError: when a column is missing or an annotator labelled the same item twice.
@@ -97,6 +98,7 @@ def aggregate_annotations(
     votes = _checked_votes(annotations, [item, crowd.annotator_column, crowd.label_column])
     overall = votes[crowd.label_column].value_counts()
     order = sorted(overall.index, key=lambda label: (-overall[label], str(label)))
+    # Columns in this order, so idxmax breaks ties by overall frequency, then alphabetically.
     counts = pd.crosstab(votes[item], votes[crowd.label_column]).reindex(
         columns=order, fill_value=0
     )
@@ -110,8 +112,19 @@ def aggregate_annotations(
     labels = pd.DataFrame(
         {item: counts.index[~flagged.to_numpy()], roles.target: majority[~flagged].to_numpy()}
     ).rename(columns={item: roles.key or item})
-    kappa = fleiss_kappa(counts.to_numpy())
-    report = {
+    return labels, _annotation_report(votes, counts, agreement, flagged, crowd)
+
+
+def _annotation_report(
+    votes: pd.DataFrame,
+    counts: pd.DataFrame,
+    agreement: pd.Series,
+    flagged: pd.Series,
+    crowd: CrowdSource,
+) -> dict[str, Any]:
+    """Counts of annotations, items and annotators, the labels' counts, Fleiss' kappa and the flagged items."""
+    per_item = counts.sum(axis=1)
+    return {
         "enabled": True,
         "dataset": ANNOTATIONS_DATASET,
         "annotations": len(votes),
@@ -122,13 +135,12 @@ def aggregate_annotations(
             "mean": round(float(per_item.mean()), 3),
             "max": int(per_item.max()),
         },
-        "label_counts": {str(label): int(overall[label]) for label in order},
-        "fleiss_kappa": _json_number(kappa),
+        "label_counts": {str(label): int(counts[label].sum()) for label in counts.columns},
+        "fleiss_kappa": _json_number(fleiss_kappa(counts.to_numpy())),
         "mean_item_agreement": _json_number(float(agreement.mean())),
         "min_agreement": crowd.min_agreement,
         "min_annotators": crowd.min_annotators,
-        "labelled_items": len(labels),
+        "labelled_items": int((~flagged).sum()),
         "flagged_items": int(flagged.sum()),
         "flagged_keys": [str(key) for key in counts.index[flagged.to_numpy()]],
     }
-    return labels, report

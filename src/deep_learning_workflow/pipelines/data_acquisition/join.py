@@ -69,8 +69,7 @@ def join_sources(
         api_records: records of the web API (no columns when ``api_source`` has no URL).
         web_records: records of the web pages (no columns when ``web_source`` has no URL).
         crowd_labels: aggregated crowd labels (key, target).
-        parameters: ``params:data_acquisition``; ``sources.<name>.enabled`` switches the database and the crowd
-            labels.
+        parameters: ``params:data_acquisition`` (``sources.<name>.enabled`` for the database and crowd labels).
         columns: ``params:columns`` (key and target).
 
     Returns:
@@ -78,8 +77,8 @@ def join_sources(
         per source: rows, columns, content hash, how many base rows it matched.
 
     Raises:
-        ValueError: naming the source when its key column is missing or repeated, has another dtype, or when a
-            source brings a column the table already has.
+        ValueError: naming the source whose key column is missing, repeated or of another dtype, or which brings
+            a column the table already has.
     """
     settings = settings_of(parameters)
     roles = parse(ColumnRoles, columns, "columns")
@@ -91,18 +90,7 @@ def join_sources(
         "web": len(web_records.columns) > 0,
         "crowd": settings.sources.crowd.enabled,
     }
-    check_base_table(customers)
-    if enabled["database"]:
-        check_database_rows(billing)
-    if key is None and any(enabled.values()):
-        raise ValueError(
-            "params:columns.key is null, so no source can be joined; set it or disable the sources."
-        )
-    if key is not None and key not in customers:
-        raise ValueError(
-            f"Dataset '{BASE_DATASET}' has no key column '{key}' (params:columns.key); it has "
-            f"{list(customers.columns)}."
-        )
+    _check_inputs(customers, billing, key, enabled)
     frames = {"database": billing, "api": api_records, "web": web_records}
     summary: dict[str, Any] = {"base": _source_summary(BASE_DATASET, customers), "sources": {}}
     table = customers
@@ -117,11 +105,33 @@ def join_sources(
         table, summary["sources"]["crowd"] = _apply_crowd_labels(table, crowd_labels, roles)
     else:
         summary["sources"]["crowd"] = {"dataset": ANNOTATIONS_DATASET, "enabled": False}
-    order = settings.dtypes or {}
-    ordered = [column for column in order if column in table]
-    table = table[ordered + [column for column in table.columns if column not in order]]
+    table = _in_dtypes_order(table, settings.dtypes or {})
     summary["joined"] = {"rows": len(table), "columns": len(table.columns)}
     return table, summary
+
+
+def _in_dtypes_order(table: pd.DataFrame, order: dict[str, Any]) -> pd.DataFrame:
+    """The columns named in ``data_acquisition.dtypes`` first, in that order, then the others."""
+    ordered = [column for column in order if column in table]
+    return table[ordered + [column for column in table.columns if column not in order]]
+
+
+def _check_inputs(
+    customers: pd.DataFrame, billing: pd.DataFrame, key: str | None, enabled: dict[str, bool]
+) -> None:
+    """The base table and the database rows are valid, and the key exists when a source is joined."""
+    check_base_table(customers)
+    if enabled["database"]:
+        check_database_rows(billing)
+    if key is None and any(enabled.values()):
+        raise ValueError(
+            "params:columns.key is null, so no source can be joined; set it or disable the sources."
+        )
+    if key is not None and key not in customers:
+        raise ValueError(
+            f"Dataset '{BASE_DATASET}' has no key column '{key}' (params:columns.key); it has "
+            f"{list(customers.columns)}."
+        )
 
 
 def _join_source(

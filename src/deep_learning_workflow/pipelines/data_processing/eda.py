@@ -15,7 +15,8 @@ from plotly.subplots import make_subplots
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
 from deep_learning_workflow.parameters import parse
 
-from .nodes import CLEAN, DataProcessingParameters, as_text
+from .nodes import CLEAN, as_text
+from .schema import DataProcessingParameters
 
 MISSING_LABEL = "(missing)"
 OTHER_LABEL = "(other)"
@@ -212,6 +213,31 @@ def _shown_classes(classes: list[str], positive_class: str | None) -> list[str]:
     return classes
 
 
+def _level_shares(
+    levels: pd.Series, target: pd.Series, classes: list[str]
+) -> tuple[pd.Series, pd.DataFrame]:
+    """Rows per level and each class's share of them, the most frequent level first."""
+    table = pd.crosstab(levels, target).reindex(columns=classes, fill_value=0)
+    table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
+    rows = table.sum(axis=1)
+    return rows, table.div(rows, axis=0)
+
+
+def _rate_bar(
+    rows: pd.Series, shares: pd.DataFrame, label: str, colour: int, legend: bool
+) -> go.Bar:
+    return go.Bar(
+        x=[str(level) for level in shares.index],
+        y=(100 * shares[label]).round(2).tolist(),
+        customdata=rows.tolist(),
+        hovertemplate=f"%{{x}}: %{{y:.1f}}% {label} of %{{customdata}} rows<extra></extra>",
+        name=f"% {label}",
+        legendgroup=label,
+        showlegend=legend,
+        marker_color=_colour(colour),
+    )
+
+
 def plot_categorical_frequencies(
     clean_table: pd.DataFrame, columns: dict[str, Any], data_processing: dict[str, Any]
 ) -> go.Figure:
@@ -235,23 +261,10 @@ def plot_categorical_frequencies(
     figure = _grid(categorical, per_row=3, row_height=260)
     for position, column in enumerate(categorical):
         row, col = divmod(position, 3)
-        levels = _levels(clean_table[column], max_categories)
-        table = pd.crosstab(levels, target).reindex(columns=classes, fill_value=0)
-        table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index]
-        rows = table.sum(axis=1)
-        shares = table.div(rows, axis=0)
+        rows, shares = _level_shares(_levels(clean_table[column], max_categories), target, classes)
         for label in shown:
             figure.add_trace(
-                go.Bar(
-                    x=[str(level) for level in table.index],
-                    y=(100 * shares[label]).round(2).tolist(),
-                    customdata=rows.tolist(),
-                    hovertemplate=f"%{{x}}: %{{y:.1f}}% {label} of %{{customdata}} rows<extra></extra>",
-                    name=f"% {label}",
-                    legendgroup=label,
-                    showlegend=position == 0,
-                    marker_color=_colour(classes.index(label)),
-                ),
+                _rate_bar(rows, shares, label, classes.index(label), position == 0),
                 row=row + 1,
                 col=col + 1,
             )

@@ -15,135 +15,34 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator, model_validator
 
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles
-from deep_learning_workflow.parameters import Parameters, parse, register
+from deep_learning_workflow.parameters import parse
+
+from .schema import DataProcessingParameters, DomainRule, TextCleaning
+
+__all__ = [
+    "CLEAN",
+    "SOURCE",
+    "DataProcessingParameters",
+    "DomainRule",
+    "TextCleaning",
+    "as_text",
+    "check_conflicting_keys",
+    "clean_acquired_table",
+    "coerce_types",
+    "normalise_text",
+    "rule_violations",
+]
 
 SOURCE = "acquired_table"
 CLEAN = "clean_table"
 _HTML_TAG = re.compile(r"<[^>]*>")
 _WHITESPACE = re.compile(r"\s+")
-
-
-class DomainRule(Parameters):
-    """A condition every row must meet, with what to do with a row that breaks it.
-
-    Bounds (``ge``, ``gt``, ``le``, ``lt``) apply to numeric columns, ``allowed`` to the key, the target and
-    categorical or text columns (compared after cleaning, as text). A missing value never breaks a rule: missing
-    values are imputed later, inside the model, from the training split.
-    """
-
-    column: str
-    action: Literal["drop_row", "set_missing"]
-    ge: float | None = None
-    gt: float | None = None
-    le: float | None = None
-    lt: float | None = None
-    allowed: list[str] | None = None
-    name: str | None = Field(
-        default=None, description="Label in the cleaning report; built from the rule if null"
-    )
-
-    @field_validator("allowed", mode="before")
-    @classmethod
-    def _allowedas_text(cls, value: Any) -> Any:
-        if not isinstance(value, list | tuple):
-            return value
-        texts = []
-        for item in value:
-            if isinstance(item, bool):
-                raise ValueError(
-                    f"{item!r} is a YAML boolean: quote category values such as 'Yes' and 'No'"
-                )
-            if isinstance(item, float) and item.is_integer():
-                item = int(item)
-            texts.append(str(item) if isinstance(item, int | float) else item)
-        return texts
-
-    @model_validator(mode="after")
-    def _one_kind_of_condition(self) -> DomainRule:
-        has_bounds = any(bound is not None for bound in (self.ge, self.gt, self.le, self.lt))
-        if self.allowed is None and not has_bounds:
-            raise ValueError(
-                f"the rule on '{self.column}' has no condition: give ge/gt/le/lt or allowed"
-            )
-        if self.allowed is not None and has_bounds:
-            raise ValueError(
-                f"the rule on '{self.column}' mixes bounds and allowed values: write two rules "
-                "(bounds are for numeric columns, allowed values for text columns)"
-            )
-        if self.allowed == []:
-            raise ValueError(
-                f"the rule on '{self.column}' allows no value at all: list the allowed values"
-            )
-        return self
-
-    @property
-    def label(self) -> str:
-        """The rule's name in the cleaning report, e.g. ``tenure >= 0``."""
-        if self.name:
-            return self.name
-        if self.allowed is not None:
-            return f"{self.column} in allowed values"
-        bounds = ((">=", self.ge), (">", self.gt), ("<=", self.le), ("<", self.lt))
-        return " and ".join(
-            f"{self.column} {op} {_format_number(v)}" for op, v in bounds if v is not None
-        )
-
-
-class TextCleaning(Parameters):
-    """Normalisation of the text columns (``params:columns.text``)."""
-
-    lowercase: bool = True
-    strip_html: bool = Field(
-        default=True, description="Replace tags such as <br /> by a space, unescape &amp;"
-    )
-    collapse_whitespace: bool = True
-
-
-class EdaSettings(Parameters):
-    """Size of the EDA pictures."""
-
-    histogram_bins: int = Field(default=30, ge=2, le=200)
-    max_categories: int = Field(
-        default=20, ge=1, description="Levels shown per column; the rest are '(other)'"
-    )
-
-
-@register("data_processing")
-class DataProcessingParameters(Parameters):
-    """Cleaning rules and EDA settings (``params:data_processing``)."""
-
-    invalid_numbers: Literal["set_missing", "drop_row", "error"] = Field(
-        default="set_missing",
-        description="What to do with a numeric column's value that is not a number",
-    )
-    strip_categories: bool = Field(default=True, description="Strip spaces around category values")
-    text: TextCleaning = TextCleaning()
-    rules: list[DomainRule] = []
-    eda: EdaSettings = EdaSettings()
-
-    @model_validator(mode="after")
-    def _unique_rule_labels(self) -> DataProcessingParameters:
-        labels = [rule.label for rule in self.rules]
-        repeated = sorted({label for label in labels if labels.count(label) > 1})
-        if repeated:
-            raise ValueError(
-                f"several rules are reported as {repeated}: give them distinct `name`s"
-            )
-        return self
-
-
-# --------------------------------------------------------------------------------------------------- cleaning
-
-
-def _format_number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def as_text(values: pd.Series) -> pd.Series:
@@ -316,49 +215,19 @@ def clean_acquired_table(
         )
     _check_rules(acquired_table, roles, params.rules)
 
+    # Rows dropped and values set missing, by reason, in the order of the steps.
     dropped: dict[str, int] = {}
     set_missing: dict[str, dict[str, int]] = {}
     frame, invalid = coerce_types(acquired_table, roles, params)
-    invalid_counts = {column: int(mask.sum()) for column, mask in invalid.items() if mask.any()}
-    if invalid_counts and params.invalid_numbers == "error":
-        examples = {
-            c: acquired_table.loc[invalid[c], c].astype(str).unique()[:3].tolist()
-            for c in invalid_counts
-        }
-        raise ValueError(
-            f"Dataset '{SOURCE}' has values that are not numbers in numeric columns {invalid_counts} "
-            f"(e.g. {examples}). Fix the source, or set data_processing.invalid_numbers to set_missing or drop_row."
-        )
-    invalid_rows = pd.Series(False, index=frame.index)
-    for mask in invalid.values():
-        invalid_rows |= mask
-    if params.invalid_numbers == "drop_row":
-        dropped["invalid_number"] = int(invalid_rows.sum())
-        frame = frame.loc[~invalid_rows]
-    else:
-        set_missing["invalid_number"] = invalid_counts
-
+    frame = _handle_invalid_numbers(
+        acquired_table, frame, invalid, params.invalid_numbers, dropped, set_missing
+    )
     duplicates = frame.duplicated(keep="first")
     dropped["exact_duplicate"] = int(duplicates.sum())
     frame = frame.loc[~duplicates]
     check_conflicting_keys(frame, roles.key)
-
-    for rule in params.rules:
-        broken = rule_violations(frame, rule)
-        if rule.action == "drop_row":
-            dropped[f"rule: {rule.label}"] = int(broken.sum())
-            frame = frame.loc[~broken]
-        else:
-            set_missing[f"rule: {rule.label}"] = {rule.column: int(broken.sum())}
-            frame = frame.assign(**{rule.column: frame[rule.column].mask(broken)})
-
-    if roles.key is not None:
-        no_key = frame[roles.key].isna()
-        dropped["missing_key"] = int(no_key.sum())
-        frame = frame.loc[~no_key]
-    no_target = frame[roles.target].isna()
-    dropped["missing_target"] = int(no_target.sum())
-    frame = frame.loc[~no_target].reset_index(drop=True)
+    frame = _apply_rules(frame, params.rules, dropped, set_missing)
+    frame = _drop_unlabelled(frame, roles, dropped)
 
     report = {
         "dataset": SOURCE,
@@ -378,3 +247,62 @@ def clean_acquired_table(
             "Check the rules in conf/<env>/parameters_data_processing.yml and the target column."
         )
     return frame, report
+
+
+def _handle_invalid_numbers(
+    source: pd.DataFrame,
+    frame: pd.DataFrame,
+    invalid: dict[str, pd.Series],
+    policy: str,
+    dropped: dict[str, int],
+    set_missing: dict[str, dict[str, int]],
+) -> pd.DataFrame:
+    """Raise on values that are not numbers (``error``), drop their rows (``drop_row``) or leave them missing."""
+    invalid_counts = {column: int(mask.sum()) for column, mask in invalid.items() if mask.any()}
+    if invalid_counts and policy == "error":
+        examples = {
+            c: source.loc[invalid[c], c].astype(str).unique()[:3].tolist() for c in invalid_counts
+        }
+        raise ValueError(
+            f"Dataset '{SOURCE}' has values that are not numbers in numeric columns {invalid_counts} "
+            f"(e.g. {examples}). Fix the source, or set data_processing.invalid_numbers to set_missing or drop_row."
+        )
+    if policy != "drop_row":
+        set_missing["invalid_number"] = invalid_counts
+        return frame
+    invalid_rows = pd.Series(False, index=frame.index)
+    for mask in invalid.values():
+        invalid_rows |= mask
+    dropped["invalid_number"] = int(invalid_rows.sum())
+    return frame.loc[~invalid_rows]
+
+
+def _apply_rules(
+    frame: pd.DataFrame,
+    rules: Iterable[DomainRule],
+    dropped: dict[str, int],
+    set_missing: dict[str, dict[str, int]],
+) -> pd.DataFrame:
+    """The domain rules in the order given: each drops the rows breaking it or sets their value missing."""
+    for rule in rules:
+        broken = rule_violations(frame, rule)
+        if rule.action == "drop_row":
+            dropped[f"rule: {rule.label}"] = int(broken.sum())
+            frame = frame.loc[~broken]
+        else:
+            set_missing[f"rule: {rule.label}"] = {rule.column: int(broken.sum())}
+            frame = frame.assign(**{rule.column: frame[rule.column].mask(broken)})
+    return frame
+
+
+def _drop_unlabelled(
+    frame: pd.DataFrame, roles: ColumnRoles, dropped: dict[str, int]
+) -> pd.DataFrame:
+    """Drop rows without a key, then rows without a target; the index is reset."""
+    if roles.key is not None:
+        no_key = frame[roles.key].isna()
+        dropped["missing_key"] = int(no_key.sum())
+        frame = frame.loc[~no_key]
+    no_target = frame[roles.target].isna()
+    dropped["missing_target"] = int(no_target.sum())
+    return frame.loc[~no_target].reset_index(drop=True)

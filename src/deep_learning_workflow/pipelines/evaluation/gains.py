@@ -44,35 +44,51 @@ def plot_cumulative_gains(validation_predictions: Mapping[str, Any]) -> go.Figur
     Multi-class targets have no single positive class to rank by: the figure then says so.
     """
     classes = validation_predictions["classes"]
-    figure = go.Figure()
     if len(classes) != 2:
-        figure.add_annotation(
-            text="Gains charts need a binary target.",
-            showarrow=False,
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-        )
-        figure.update_layout(**LAYOUT, title="Cumulative gains")
-        return figure
+        return _binary_only_figure()
     column = positive_index(classes, validation_predictions["positive_class"])
     positive = classes[column]
     truth = validation_predictions["labels"] == positive
-    top = {}
+    figure = go.Figure()
     for candidate, probabilities in validation_predictions["probabilities"].items():
         taken, found = cumulative_gains(truth, probabilities[:, column])
-        top[candidate] = gains_at(taken, found, TOP_SHARE)
+        top = gains_at(taken, found, TOP_SHARE)
         figure.add_trace(
             go.Scatter(
                 x=taken,
                 y=found,
                 mode="lines",
-                name=f"{candidate} (top {TOP_SHARE:.0%}: {top[candidate]:.0%}, lift {top[candidate] / TOP_SHARE:.1f})",
+                name=f"{candidate} (top {TOP_SHARE:.0%}: {top:.0%}, lift {top / TOP_SHARE:.1f})",
                 line={"width": 3 if candidate == CANDIDATE else 1.5},
             )
         )
-    rate = float(np.mean(truth))
+    _add_reference_orders(figure, float(np.mean(truth)))
+    figure.add_vline(x=TOP_SHARE, line_dash="dot", line_color="black")
+    figure.update_layout(
+        **LAYOUT,
+        title=f"Cumulative gains on validation: share of '{positive}' reached by taking the highest scores first",
+        xaxis={"title": "Share of records taken (highest probability first)", "tickformat": ".0%"},
+        yaxis={"title": f"Share of all '{positive}' reached", "tickformat": ".0%"},
+    )
+    return figure
+
+
+def _binary_only_figure() -> go.Figure:
+    figure = go.Figure()
+    figure.add_annotation(
+        text="Gains charts need a binary target.",
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+    )
+    figure.update_layout(**LAYOUT, title="Cumulative gains")
+    return figure
+
+
+def _add_reference_orders(figure: go.Figure, rate: float) -> None:
+    """The random order (the diagonal) and the perfect order, which reaches every positive at ``rate``."""
     figure.add_trace(
         go.Scatter(
             x=[0, 1],
@@ -91,11 +107,3 @@ def plot_cumulative_gains(validation_predictions: Mapping[str, Any]) -> go.Figur
             line={"dash": "dash", "color": "lightgrey"},
         )
     )
-    figure.add_vline(x=TOP_SHARE, line_dash="dot", line_color="black")
-    figure.update_layout(
-        **LAYOUT,
-        title=f"Cumulative gains on validation: share of '{positive}' reached by taking the highest scores first",
-        xaxis={"title": "Share of records taken (highest probability first)", "tickformat": ".0%"},
-        yaxis={"title": f"Share of all '{positive}' reached", "tickformat": ".0%"},
-    )
-    return figure

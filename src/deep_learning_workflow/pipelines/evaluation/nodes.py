@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from deep_learning_workflow.bootstrap import describe_bootstrap
@@ -27,6 +28,7 @@ from deep_learning_workflow.pipelines.evaluation.predictions import (
     split_labels,
 )
 from deep_learning_workflow.pipelines.evaluation.schema import (
+    BootstrapParameters,
     EvaluationParameters,
 )
 from deep_learning_workflow.pipelines.evaluation.test_split import (
@@ -203,10 +205,8 @@ def evaluate_test_split(
 ) -> dict:
     """The final evaluation: the only node that reads the test split, after the threshold and the gate are fixed.
 
-    Nothing is chosen here. Each candidate is scored at the decision threshold it was given on validation, with
-    stratified percentile bootstrap intervals (``params:evaluation.bootstrap``, seeded with ``params:seed``); every
-    candidate is scored on the same resamples, so the model's lead over each baseline gets an interval too. With
-    costs (``params:problem.costs``, binary targets), every candidate's metrics include ``expected_cost``.
+    Nothing is chosen here: each candidate is scored at its validation threshold, all on the same bootstrap
+    resamples (``params:evaluation.bootstrap``), so the model's lead over each baseline gets an interval too.
 
     Returns:
         Test metrics of the model (value, low, high), of each baseline, the model-minus-baseline difference on the
@@ -231,9 +231,6 @@ def evaluate_test_split(
         seed,
     )
     primary = release_gate["primary_metric"]
-    decided = predict_labels(
-        probabilities[CANDIDATE], classes, positive_class, thresholds[CANDIDATE]
-    )
     return {
         "split": "test",
         "classes": classes,
@@ -243,20 +240,13 @@ def evaluate_test_split(
         "release_gate_verdict": release_gate["verdict"],
         "decision_threshold": thresholds[CANDIDATE],
         "costs": None if costs is None else costs.model_dump(),
-        "bootstrap": {
-            **describe_bootstrap(
-                len(labels), params.bootstrap.resamples, params.bootstrap.max_rows
-            ),
-            "confidence": params.bootstrap.confidence,
-            "seed": seed,
-        },
+        "bootstrap": _bootstrap_settings(len(labels), params.bootstrap, seed),
         "model": {
             "fingerprint": release_gate["model_fingerprint"],
             "metrics": results[CANDIDATE],
-            "at_threshold": {
-                "threshold": thresholds[CANDIDATE],
-                **classification_summary(labels, decided, classes),
-            },
+            "at_threshold": _model_decisions(
+                labels, probabilities[CANDIDATE], classes, positive_class, thresholds[CANDIDATE]
+            ),
         },
         "baselines": {
             name: {"metrics": results[name]} for name in sorted(set(results) - {CANDIDATE})
@@ -265,6 +255,27 @@ def evaluate_test_split(
             results, resampled, primary, params.bootstrap.confidence
         ),
     }
+
+
+def _bootstrap_settings(rows: int, bootstrap: BootstrapParameters, seed: int) -> dict[str, Any]:
+    """How the test intervals were drawn: method, resamples, confidence and seed."""
+    return {
+        **describe_bootstrap(rows, bootstrap.resamples, bootstrap.max_rows),
+        "confidence": bootstrap.confidence,
+        "seed": seed,
+    }
+
+
+def _model_decisions(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    classes: list[str],
+    positive_class: str,
+    threshold: Any,
+) -> dict[str, Any]:
+    """The model's decisions on the test split at its threshold: the threshold and their classification summary."""
+    decided = predict_labels(probabilities, classes, positive_class, threshold)
+    return {"threshold": threshold, **classification_summary(labels, decided, classes)}
 
 
 # --- tracking -----------------------------------------------------------------------------------------------------

@@ -57,10 +57,8 @@ def render_model_report(
     """The model report for decision makers: one self-contained HTML page.
 
     Returns:
-        HTML opening with the problem definition (statement, primary metric, success threshold and whether it
-        is met, costs and the expected cost at the chosen threshold), then the data summary, baselines against the
-        model, the decision threshold, the release gate's verdict, test metrics with confidence intervals, plots
-        and limitations.
+        HTML: the problem definition and the headline test figure, then data, baselines, threshold, release gate,
+        test metrics with confidence intervals, plots and limitations.
     """
     # Imported here: plotly.offline costs most of a second, which every kedro command would pay at start-up.
     from plotly.offline import get_plotlyjs
@@ -68,8 +66,6 @@ def render_model_report(
     definition = parse(ProblemDefinition, problem, "problem")
     params = parse(EvaluationParameters, evaluation, "evaluation")
     primary = definition.primary_metric
-    test_primary = test_metrics["model"]["metrics"][primary]
-    verdict = verdict_sentence(release_gate)
     figures = _plots_html(
         confusion_matrix_plot,
         roc_curve_plot,
@@ -82,6 +78,15 @@ def render_model_report(
         f"<li>{escape_text(item)}</li>"
         for item in list_limitations(params, validation_metrics, test_metrics, release_gate)
     )
+    results = _results_html(
+        split_report,
+        validation_metrics,
+        baseline_metrics,
+        decision_threshold,
+        release_gate,
+        test_metrics,
+        primary,
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape_text(params.report.title)}</title>
 <style>{STYLE}</style>
@@ -90,13 +95,42 @@ def render_model_report(
 <h1>{escape_text(params.report.title)}</h1>
 <h2 id="problem-definition">1. The problem definition</h2>
 {problem_section(definition, decision_threshold, release_gate, test_metrics)}
-<p class="headline">On records it has never seen (the test split), the model reaches a
+{_headline(primary, test_metrics, release_gate)}
+
+{results}
+<h2>7. Plots (validation split)</h2>
+<div class="plots">{figures}</div>
+
+<h2>8. Limitations</h2>
+<ul>{limitations}</ul>
+</body></html>
+"""
+
+
+def _headline(
+    primary: str, test_metrics: Mapping[str, Any], release_gate: Mapping[str, Any]
+) -> str:
+    """The test split's primary metric with its interval, the gate's verdict and the model version."""
+    test_primary = test_metrics["model"]["metrics"][primary]
+    verdict = verdict_sentence(release_gate)
+    return f"""<p class="headline">On records it has never seen (the test split), the model reaches a
 <b>{METRIC_NAMES[primary]} of {test_primary["value"]:.3f}</b>
 ({test_metrics["bootstrap"]["confidence"]:.0%} confidence interval {test_primary["low"]:.3f} – {test_primary["high"]:.3f}).
 <b>{escape_text(verdict)}</b></p>
-<p class="muted">Model version <code>{escape_text(release_gate["model_fingerprint"][:12])}</code></p>
+<p class="muted">Model version <code>{escape_text(release_gate["model_fingerprint"][:12])}</code></p>"""
 
-<h2>2. Data</h2>
+
+def _results_html(
+    split_report: Any,
+    validation_metrics: Mapping[str, Any],
+    baseline_metrics: Mapping[str, Any],
+    decision_threshold: Mapping[str, Any],
+    release_gate: Mapping[str, Any],
+    test_metrics: Mapping[str, Any],
+    primary: str,
+) -> str:
+    """Sections 2 to 6: data, model against baselines, threshold, release gate, test results."""
+    return f"""<h2>2. Data</h2>
 {data_section(split_report, validation_metrics, test_metrics)}
 <p class="muted">The model and the baselines were fitted on the training split; the threshold and the release decision
 used the validation split; the test split was scored once, at the end.</p>
@@ -112,11 +146,4 @@ used the validation split; the test split was scored once, at the end.</p>
 
 <h2>6. Final results on the test split</h2>
 {test_section(test_metrics)}
-
-<h2>7. Plots (validation split)</h2>
-<div class="plots">{figures}</div>
-
-<h2>8. Limitations</h2>
-<ul>{limitations}</ul>
-</body></html>
 """

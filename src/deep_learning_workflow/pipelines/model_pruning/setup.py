@@ -67,7 +67,7 @@ class PruningSetup:
         return assemble(rebuilt), tuning, before
 
 
-def prepare_pruning(  # noqa: PLR0913 - the one node that gathers what the pruning nodes share
+def prepare_pruning(  # noqa: PLR0913 - builds the one typed input (PruningSetup) from catalog entries
     model_metadata: Mapping[str, Any],
     train: pd.DataFrame,
     train_balanced: pd.DataFrame,

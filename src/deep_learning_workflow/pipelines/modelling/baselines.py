@@ -51,13 +51,24 @@ def build_baseline(name: str, roles: ColumnRoles, params: ModellingParams, seed:
     """
     if name not in BASELINES:
         raise ValueError(f"Unknown baseline '{name}'; choose one of {list(BASELINES)}.")
-    numeric_steps = [
-        ("to_float", FunctionTransformer(_as_float)),
-        ("impute", SimpleImputer(strategy=params.numeric.imputation)),
-        ("scale", StandardScaler()),
-    ]
+    # Dense output: gradient boosting takes no sparse matrix.
+    preprocess = ColumnTransformer(
+        _column_transformers(roles, params),
+        remainder="drop",
+        sparse_threshold=0.0 if name == "gradient_boosting" else 0.3,
+    )
+    return Pipeline([("preprocess", preprocess), ("classifier", _classifier(name, params, seed))])
+
+
+def _column_transformers(roles: ColumnRoles, params: ModellingParams) -> list[tuple[str, Any, Any]]:
+    """Numeric columns imputed and scaled, categorical ones one-hot encoded, each text column TF-IDF."""
     transformers: list[tuple[str, Any, Any]] = []
     if roles.numeric:
+        numeric_steps = [
+            ("to_float", FunctionTransformer(_as_float)),
+            ("impute", SimpleImputer(strategy=params.numeric.imputation)),
+            ("scale", StandardScaler()),
+        ]
         transformers.append(("numeric", Pipeline(numeric_steps), list(roles.numeric)))
     if roles.categorical:
         encoder = OneHotEncoder(
@@ -65,46 +76,34 @@ def build_baseline(name: str, roles: ColumnRoles, params: ModellingParams, seed:
             min_frequency=params.categorical.min_frequency,
             sparse_output=False,
         )
-        transformers.append(
-            (
-                "categorical",
-                Pipeline([("to_str", FunctionTransformer(_as_strings)), ("one_hot", encoder)]),
-                list(roles.categorical),
-            )
-        )
+        categorical_steps = [("to_str", FunctionTransformer(_as_strings)), ("one_hot", encoder)]
+        transformers.append(("categorical", Pipeline(categorical_steps), list(roles.categorical)))
     for column in roles.text:
         tfidf = TfidfVectorizer(max_features=params.baselines.text_max_features)
-        transformers.append(
-            (
-                f"text_{column}",
-                Pipeline([("to_str", FunctionTransformer(_text_as_strings)), ("tfidf", tfidf)]),
-                column,
-            )
-        )
+        text_steps = [("to_str", FunctionTransformer(_text_as_strings)), ("tfidf", tfidf)]
+        transformers.append((f"text_{column}", Pipeline(text_steps), column))
+    return transformers
+
+
+def _classifier(name: str, params: ModellingParams, seed: int) -> Any:
     class_weight = "balanced" if params.class_weight == "balanced" else None
     if name == "majority_class":
-        classifier: Any = DummyClassifier(strategy="prior")
-    elif name == "logistic_regression":
+        return DummyClassifier(strategy="prior")
+    if name == "logistic_regression":
         settings = params.baselines.logistic_regression
-        classifier = LogisticRegression(
+        return LogisticRegression(
             C=settings.C, max_iter=settings.max_iter, class_weight=class_weight, random_state=seed
         )
-    else:
-        settings = params.baselines.gradient_boosting
-        classifier = HistGradientBoostingClassifier(
-            learning_rate=settings.learning_rate,
-            max_iter=settings.max_iter,
-            max_leaf_nodes=settings.max_leaf_nodes,
-            l2_regularization=settings.l2_regularization,
-            early_stopping=settings.early_stopping,
-            class_weight=class_weight,
-            random_state=seed,
-        )
-    # Dense output: gradient boosting takes no sparse matrix.
-    preprocess = ColumnTransformer(
-        transformers, remainder="drop", sparse_threshold=0.0 if name == "gradient_boosting" else 0.3
+    settings = params.baselines.gradient_boosting
+    return HistGradientBoostingClassifier(
+        learning_rate=settings.learning_rate,
+        max_iter=settings.max_iter,
+        max_leaf_nodes=settings.max_leaf_nodes,
+        l2_regularization=settings.l2_regularization,
+        early_stopping=settings.early_stopping,
+        class_weight=class_weight,
+        random_state=seed,
     )
-    return Pipeline([("preprocess", preprocess), ("classifier", classifier)])
 
 
 def fit_baseline_models(

@@ -155,16 +155,15 @@ def export_serving_bundle(
         model: the trained Keras model (raw records in, class probabilities out).
         train: the training split before balancing; the input schema and drift reference come from it.
         decision_threshold: the evaluation's ``{"threshold", "positive_class", ...}``.
-        release_gate: the evaluation's release gate: its boolean ``passed`` verdict and the ``model_fingerprint`` of
-            the model it judged.
+        release_gate: the evaluation's release gate (``passed`` and the ``model_fingerprint`` it judged).
         columns: ``params:columns``.
         serving: ``params:serving``.
         model_registration: the MLflow model registry's record of the released model (name, version, alias), or
             None when no model was registered; recorded in the bundle when it names this model.
 
     Returns:
-        The bundle: metadata as documented in :mod:`deep_learning_workflow.bundle`, and the model. The export
-        time and the package versions are stamped by ``RunRecordHook`` as the bundle is saved.
+        The bundle: metadata (see :mod:`deep_learning_workflow.bundle`) and the model; ``RunRecordHook`` stamps
+        the export time and package versions as it is saved.
 
     Raises:
         ValueError: when the release gate failed or judged another model and ``serving.force_export`` is false, or
@@ -172,31 +171,11 @@ def export_serving_bundle(
     """
     params = _params(serving)
     passed, judged = _gate_verdict(release_gate, model)
-    if not judged and not params.force_export:
-        raise ValueError(
-            "The release gate (data/08_reporting/release_gate.json) judged another model than the one being "
-            "exported: run the evaluation pipeline on this model first, or set serving.force_export: true."
-        )
-    if not passed and not params.force_export:
-        raise ValueError(
-            "The release gate failed, so the model is not exported for serving (see data/08_reporting/"
-            "release_gate.json). Improve the model, or set serving.force_export: true to export it anyway."
-        )
+    if not params.force_export:
+        _check_release_allowed(passed, judged)
     roles = resolve_roles(train, _roles(columns), "train")
-    # The raw column names the model's inputs are keyed by (its layers may carry safe spellings of them).
-    inputs = list(input_columns(model).values())
-    if sorted(inputs) != sorted(roles.features):
-        raise ValueError(
-            f"The model takes the inputs {sorted(inputs)} but params:columns gives the features "
-            f"{sorted(roles.features)}; retrain the model or fix params:columns."
-        )
     classes = target_classes(train[roles.target])
-    outputs = int(model.outputs[0].shape[-1])
-    if outputs != len(classes):
-        raise ValueError(
-            f"The model returns {outputs} probabilities but the target '{roles.target}' of 'train' has "
-            f"{len(classes)} classes {classes}."
-        )
+    _check_model_matches(model, roles, classes)
     binary = len(classes) == 2
     positive_class = classes[positive_index(classes, roles.positive_class)] if binary else None
     fingerprint = model_fingerprint(model)
@@ -221,6 +200,37 @@ def export_serving_bundle(
         "registry": _registry_entry(model_registration, fingerprint),
     }
     return ServingBundle(metadata, model=model)
+
+
+def _check_release_allowed(passed: bool, judged: bool) -> None:
+    """Raise unless the release gate passed and judged this very model."""
+    if not judged:
+        raise ValueError(
+            "The release gate (data/08_reporting/release_gate.json) judged another model than the one being "
+            "exported: run the evaluation pipeline on this model first, or set serving.force_export: true."
+        )
+    if not passed:
+        raise ValueError(
+            "The release gate failed, so the model is not exported for serving (see data/08_reporting/"
+            "release_gate.json). Improve the model, or set serving.force_export: true to export it anyway."
+        )
+
+
+def _check_model_matches(model: Any, roles: ColumnRoles, classes: list[str]) -> None:
+    """Raise unless the model takes the feature columns and returns one probability per class."""
+    # The raw column names the model's inputs are keyed by (its layers may carry safe spellings of them).
+    inputs = list(input_columns(model).values())
+    if sorted(inputs) != sorted(roles.features):
+        raise ValueError(
+            f"The model takes the inputs {sorted(inputs)} but params:columns gives the features "
+            f"{sorted(roles.features)}; retrain the model or fix params:columns."
+        )
+    outputs = int(model.outputs[0].shape[-1])
+    if outputs != len(classes):
+        raise ValueError(
+            f"The model returns {outputs} probabilities but the target '{roles.target}' of 'train' has "
+            f"{len(classes)} classes {classes}."
+        )
 
 
 def _registry_entry(

@@ -19,7 +19,8 @@ import pandas as pd
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles
 from deep_learning_workflow.parameters import parse
 
-from .nodes import SplittingParameters, check_balancing, class_counts
+from .nodes import check_balancing, class_counts
+from .schema import Balancing, SplittingParameters
 
 
 def training_fill_values(train: pd.DataFrame, roles: ColumnRoles) -> dict[str, Any]:
@@ -86,8 +87,8 @@ def balance_training_split(
         seed: ``params:seed``.
 
     Returns:
-        The balanced training split: the training rows (some removed by random undersampling) followed by the
-        rows the method added, each with a new key (see the module docstring).
+        The training rows (some removed by random undersampling) followed by the rows the method added, each with
+        a new key (see the module docstring).
 
     Raises:
         ValueError: when the method cannot run on this split (see :func:`check_balancing`).
@@ -96,51 +97,58 @@ def balance_training_split(
     roles = resolve_roles(train, parse(ColumnRoles, columns, "columns"), "train")
     if train.empty:
         raise ValueError("The training split is empty: there is nothing to balance.")
-    target = roles.target
-    counts = class_counts(train[target])
+    counts = class_counts(train[roles.target])
     check_balancing(roles, balancing, counts)
-    prefix = balancing.synthetic_key_prefix
     if balancing.method == "none" or len(counts) < 2:
         return train.reset_index(drop=True)
+    y = train[roles.target].astype("str").to_numpy(dtype=object)
+    if balancing.method in ("random_undersampling", "random_oversampling"):
+        return _resample_rows(train, y, roles, balancing, seed)
+    return _with_synthetic_rows(train, y, roles, balancing, seed)
 
+
+def _resample_rows(
+    train: pd.DataFrame, y: np.ndarray, roles: ColumnRoles, balancing: Balancing, seed: int
+) -> pd.DataFrame:
+    """Random undersampling (a subset of the rows, in their order) or oversampling (copies after the rows)."""
     # imbalanced-learn pulls in scikit-learn's neighbours; import it only when balancing runs.
-    from imblearn.over_sampling import SMOTE, SMOTENC, RandomOverSampler
+    from imblearn.over_sampling import RandomOverSampler
     from imblearn.under_sampling import RandomUnderSampler
 
-    y = train[target].astype("str").to_numpy(dtype=object)
-    strategy = balancing.sampling_strategy
-    if balancing.method in ("random_undersampling", "random_oversampling"):
-        sampler_type = (
-            RandomUnderSampler if balancing.method == "random_undersampling" else RandomOverSampler
-        )
-        sampler = sampler_type(sampling_strategy=strategy, random_state=seed)
-        sampler.fit_resample(np.arange(len(train)).reshape(-1, 1), y)
-        chosen = np.asarray(sampler.sample_indices_)
-        if balancing.method == "random_undersampling":
-            return train.iloc[np.sort(chosen)].reset_index(drop=True)
-        copies = train.iloc[chosen[len(train) :]]
-        return _with_added_rows(train, copies, roles.key, prefix)
+    undersample = balancing.method == "random_undersampling"
+    sampler_type = RandomUnderSampler if undersample else RandomOverSampler
+    sampler = sampler_type(sampling_strategy=balancing.sampling_strategy, random_state=seed)
+    sampler.fit_resample(np.arange(len(train)).reshape(-1, 1), y)
+    chosen = np.asarray(sampler.sample_indices_)
+    if undersample:
+        return train.iloc[np.sort(chosen)].reset_index(drop=True)
+    copies = train.iloc[chosen[len(train) :]]
+    return _with_added_rows(train, copies, roles.key, balancing.synthetic_key_prefix)
+
+
+def _with_synthetic_rows(
+    train: pd.DataFrame, y: np.ndarray, roles: ColumnRoles, balancing: Balancing, seed: int
+) -> pd.DataFrame:
+    """SMOTE or SMOTE-NC rows after the training rows; neighbours are found on the gap-filled features."""
+    from imblearn.over_sampling import SMOTE, SMOTENC
 
     features = [*(roles.numeric or []), *(roles.categorical or [])]
-    fill = training_fill_values(train, roles)
-    filled = train[features].fillna(fill)
+    filled = train[features].fillna(training_fill_values(train, roles))
     for column in roles.numeric or []:
         filled[column] = filled[column].astype("float64")
+    settings = {
+        "sampling_strategy": balancing.sampling_strategy,
+        "k_neighbors": balancing.k_neighbors,
+        "random_state": seed,
+    }
     if balancing.method == "smote":
-        sampler = SMOTE(
-            sampling_strategy=strategy, k_neighbors=balancing.k_neighbors, random_state=seed
-        )
+        sampler = SMOTE(**settings)
     else:
         positions = list(range(len(roles.numeric or []), len(features)))
-        sampler = SMOTENC(
-            categorical_features=positions,
-            sampling_strategy=strategy,
-            k_neighbors=balancing.k_neighbors,
-            random_state=seed,
-        )
+        sampler = SMOTENC(categorical_features=positions, **settings)
     resampled, labels = sampler.fit_resample(filled, y)
     # imbalanced-learn returns the input rows first, then the synthetic ones.
     synthetic = pd.DataFrame(resampled).iloc[len(train) :].copy()
     synthetic.columns = features
-    synthetic[target] = np.asarray(labels)[len(train) :]
-    return _with_added_rows(train, synthetic, roles.key, prefix)
+    synthetic[roles.target] = np.asarray(labels)[len(train) :]
+    return _with_added_rows(train, synthetic, roles.key, balancing.synthetic_key_prefix)

@@ -15,15 +15,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 
+import numpy as np
 import pandas as pd
 
 from deep_learning_workflow.columns import target_labels
+
+from .schema import SplittingParameters
 
 logger = logging.getLogger(__name__)
 
 
 Allocate = Callable[[int], Mapping[str, int]]
+
+
+def _round_half_up(value: float) -> int:
+    return int(np.floor(value + 0.5))
+
+
+def allocate_rows(rows: int, params: SplittingParameters) -> dict[str, int]:
+    """Rows of one class that go to each split: validation and test are rounded, training takes the rest."""
+    val = _round_half_up(rows * params.val_size)
+    test = _round_half_up(rows * params.test_size)
+    return {"train": rows - val - test, "val": val, "test": test}
 
 
 def short_splits(
@@ -52,21 +67,14 @@ def rows_needed(allocate: Allocate, minimum: int) -> int:
     return rows
 
 
-def check_split_sizes(  # noqa: PLR0913 - each argument is named in the message
-    counts: Mapping[str, int],
-    allocate: Allocate,
-    minimum: int,
-    on_small_table: str,
-    dataset: str,
-    target: str,
+def check_split_sizes(
+    counts: Mapping[str, int], params: SplittingParameters, dataset: str, target: str
 ) -> list[str]:
-    """Stop (``on_small_table: stop``) or warn when a split would hold fewer than ``minimum`` rows of a class.
+    """Stop or warn (``params.on_small_table``) when a split would hold fewer than ``min_rows_per_class`` rows.
 
     Args:
         counts: rows per class of the table.
-        allocate: rows of one class -> rows each split gets (``allocate_rows`` at the configured sizes).
-        minimum: ``params:splitting.min_rows_per_class``.
-        on_small_table: ``stop`` or ``warn``.
+        params: ``params:splitting`` (split sizes, ``min_rows_per_class``, ``on_small_table``).
         dataset: the table counted, named in the message.
         target: the target column.
 
@@ -76,6 +84,8 @@ def check_split_sizes(  # noqa: PLR0913 - each argument is named in the message
     Raises:
         ValueError: with ``stop``, naming each class, split and count and what to do.
     """
+    allocate = partial(allocate_rows, params=params)
+    minimum = params.min_rows_per_class
     problems = [
         f"class '{label}' would have {rows} rows in {split} "
         f"(of {counts[label]} rows of that class in '{dataset}')"
@@ -92,7 +102,7 @@ def check_split_sizes(  # noqa: PLR0913 - each argument is named in the message
         "sizes or lower min_rows_per_class in params:splitting, or set params:splitting.on_small_table: warn to "
         "split anyway (validation and test metrics on so few rows are noise)."
     )
-    if on_small_table == "stop":
+    if params.on_small_table == "stop":
         raise ValueError(message)
     logger.warning(message)
     return problems

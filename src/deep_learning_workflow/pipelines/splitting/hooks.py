@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -10,7 +9,7 @@ from kedro.framework.hooks import hook_impl
 from deep_learning_workflow.parameters import parse
 
 from .class_sizes import check_split_sizes, label_counts
-from .nodes import SplittingParameters, allocate_rows
+from .schema import SplittingParameters
 
 MAIN_TABLE = "raw_customers"
 SPLIT_NODE = "split_clean_table"
@@ -38,11 +37,4 @@ class CheckSplitSizesHook:
         frame = catalog.load(dataset)
         if target not in frame.columns:
             return  # the target comes from another source (e.g. crowd labels); split_clean_table checks it
-        check_split_sizes(
-            label_counts(frame[target]),
-            partial(allocate_rows, params=params),
-            params.min_rows_per_class,
-            "stop",
-            dataset,
-            target,
-        )
+        check_split_sizes(label_counts(frame[target]), params, dataset, target)

@@ -7,88 +7,19 @@ whatever order the rows come in (rows are ordered by key before shuffling).
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, PositiveInt, model_validator
 
 from deep_learning_workflow.columns import ColumnRoles, resolve_roles, target_classes
-from deep_learning_workflow.parameters import Parameters, parse, register
+from deep_learning_workflow.parameters import parse
 
-from .class_sizes import check_split_sizes
+from .class_sizes import allocate_rows, check_split_sizes
+from .schema import Balancing, SplittingParameters
 
 SOURCE = "clean_table"
 SPLITS = ("train", "val", "test")
-BalancingMethod = Literal[
-    "none", "random_undersampling", "random_oversampling", "smote", "smote_nc"
-]
-
-
-class Balancing(Parameters):
-    """How the training split is resampled (``params:splitting.balancing``)."""
-
-    method: BalancingMethod = "none"
-    sampling_strategy: (
-        Literal["auto", "minority", "not minority", "not majority", "all"] | float
-    ) = Field(
-        default="auto",
-        description="imbalanced-learn's sampling_strategy; a float (binary targets only) is the wanted "
-        "minority/majority ratio after resampling",
-    )
-    k_neighbors: PositiveInt = Field(
-        default=5, description="Neighbours SMOTE and SMOTE-NC interpolate between"
-    )
-    synthetic_key_prefix: str = Field(default="synthetic-", min_length=1)
-
-    @model_validator(mode="after")
-    def _ratio_in_range(self) -> Balancing:
-        if isinstance(self.sampling_strategy, float) and not 0 < self.sampling_strategy <= 1:
-            raise ValueError(
-                f"sampling_strategy {self.sampling_strategy} must be in (0, 1]: the minority/majority ratio wanted"
-            )
-        return self
-
-
-@register("splitting")
-class SplittingParameters(Parameters):
-    """Split sizes and balancing (``params:splitting``); the seed is ``params:seed``."""
-
-    train_size: float = Field(default=0.70, gt=0, lt=1)
-    val_size: float = Field(default=0.15, gt=0, lt=1)
-    test_size: float = Field(default=0.15, gt=0, lt=1)
-    balancing: Balancing = Balancing()
-    min_rows_per_class: PositiveInt = Field(
-        default=10, description="Fewest rows of each class every split must hold (see class_sizes)"
-    )
-    on_small_table: Literal["stop", "warn"] = "stop"
-
-    @model_validator(mode="after")
-    def _sizes_sum_to_one(self) -> SplittingParameters:
-        total = self.train_size + self.val_size + self.test_size
-        if abs(total - 1) > 1e-6:
-            raise ValueError(
-                f"train_size + val_size + test_size = {self.train_size} + {self.val_size} + {self.test_size} "
-                f"= {total:g}; they must sum to 1"
-            )
-        return self
-
-    @property
-    def sizes(self) -> dict[str, float]:
-        """Split name to its share of the rows."""
-        return {"train": self.train_size, "val": self.val_size, "test": self.test_size}
-
-
-def _round_half_up(value: float) -> int:
-    return int(np.floor(value + 0.5))
-
-
-def allocate_rows(rows: int, params: SplittingParameters) -> dict[str, int]:
-    """Rows of one class that go to each split: validation and test are rounded, training takes the rest."""
-    val = _round_half_up(rows * params.val_size)
-    test = _round_half_up(rows * params.test_size)
-    return {"train": rows - val - test, "val": val, "test": test}
 
 
 def minimum_class_rows(params: SplittingParameters) -> int:
@@ -243,11 +174,8 @@ def split_clean_table(
     params = parse(SplittingParameters, splitting, "splitting")
     roles = resolve_roles(clean_table, parse(ColumnRoles, columns, "columns"), SOURCE)
     classes = _check_table(clean_table, roles, params)
-    allocate = partial(allocate_rows, params=params)
     counts = class_counts(clean_table[roles.target], classes)
-    check_split_sizes(
-        counts, allocate, params.min_rows_per_class, params.on_small_table, SOURCE, roles.target
-    )
+    check_split_sizes(counts, params, SOURCE, roles.target)
 
     # Ordering by key first makes the split depend on which rows there are, not on the order they arrive in.
     order = np.arange(len(clean_table))

@@ -191,9 +191,8 @@ def select_best_params(
 ) -> dict[str, Any]:
     """The candidate with the best pessimistic score over seeds, as the record saved to best_params.json.
 
-    With a second objective the pick rule of ``params:tuning.trade_off.pick`` is applied to the candidates'
-    pessimistic scores and their costs (e.g. the cheapest candidate within the tolerance of the best score); the
-    record then also holds the objectives, the rule and the winner's cost.
+    With a second objective, ``params:tuning.trade_off.pick`` chooses among the scores and costs, and the record
+    also holds the objectives, the rule and the winner's cost.
 
     Raises:
         ValueError: when no candidate has a finite score (every retraining diverged).
@@ -207,14 +206,7 @@ def select_best_params(
             "retraining diverged. Narrow params:tuning.search_space (e.g. the learning rate)."
         )
     greater = GREATER_IS_BETTER[metric]
-    averaged = any(
-        c.get("ensemble_value") is not None and c["score"] == c["ensemble_value"] for c in finite
-    )
-    ranking = (
-        "the mean of the seeds' probabilities"
-        if averaged
-        else ("mean - sd over seeds" if greater else "mean + sd over seeds")
-    )
+    ranking = _ranking(finite, greater)
     second = second_objective(settings)
     if second is None:
         best = sorted(finite, key=lambda c: (-c["score"] if greater else c["score"], c["trial"]))[0]
@@ -247,6 +239,17 @@ def select_best_params(
         record["pick"] = {"rule": pick.rule, "tolerance": pick.tolerance, "budget": pick.budget}
         record["cost"] = {COST_NAMES[second]: best["cost"]}
     return record
+
+
+def _ranking(candidates: list[dict[str, Any]], greater: bool) -> str:
+    """What the candidates' scores are: the ensemble's value when seeds are averaged, else mean -/+ sd."""
+    averaged = any(
+        c.get("ensemble_value") is not None and c["score"] == c["ensemble_value"]
+        for c in candidates
+    )
+    if averaged:
+        return "the mean of the seeds' probabilities"
+    return "mean - sd over seeds" if greater else "mean + sd over seeds"
 
 
 def record_tuning_selection(

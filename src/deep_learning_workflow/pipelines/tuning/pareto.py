@@ -220,31 +220,9 @@ def plot_front(
 
     trials = list(trials)
     points = trial_points(trials)
-    front = pareto_front(points, greater)
-    on_front = {p.key for p in front}
     params = {t.number: t.params for t in trials}
-    layers = [
-        (
-            "dominated trials",
-            [p for p in points if p.key not in on_front],
-            {"mode": "markers", "marker": {"color": "#b0b0b0", "size": 8}},
-        ),
-        (
-            "Pareto front",
-            front,
-            {
-                "mode": "lines+markers",
-                "marker": {"color": "#1f77b4", "size": 10},
-                "line": {"shape": "hv"},
-            },
-        ),
-    ]
-    chosen = [p for p in points if p.key == picked]
-    if chosen:
-        star = {"mode": "markers", "marker": {"symbol": "star", "size": 18, "color": "#d62728"}}
-        layers.append((f"picked: trial {picked}", chosen, star))
     figure = go.Figure()
-    for name, subset, style in layers:
+    for name, subset, style in _front_layers(points, greater, picked):
         figure.add_trace(
             go.Scatter(
                 x=[p.cost for p in subset],
@@ -271,3 +249,32 @@ def plot_front(
         legend={"orientation": "h", "y": -0.2},
     )
     return figure
+
+
+def _front_layers(
+    points: list[Point], greater: bool, picked: int | None
+) -> list[tuple[str, list[Point], dict[str, Any]]]:
+    """The traces' names, points and styles: dominated trials, the Pareto front, and the picked trial if any."""
+    front = pareto_front(points, greater)
+    on_front = {p.key for p in front}
+    layers = [
+        (
+            "dominated trials",
+            [p for p in points if p.key not in on_front],
+            {"mode": "markers", "marker": {"color": "#b0b0b0", "size": 8}},
+        ),
+        (
+            "Pareto front",
+            front,
+            {
+                "mode": "lines+markers",
+                "marker": {"color": "#1f77b4", "size": 10},
+                "line": {"shape": "hv"},
+            },
+        ),
+    ]
+    chosen = [p for p in points if p.key == picked]
+    if chosen:
+        star = {"mode": "markers", "marker": {"symbol": "star", "size": 18, "color": "#d62728"}}
+        layers.append((f"picked: trial {picked}", chosen, star))
+    return layers

@@ -119,9 +119,8 @@ def run_trials(
     """Run trials until the study holds ``n_trials`` (counted over every worker), then wait for the others.
 
     The count-then-create step runs under ``lock``, shared by the workers, so two workers finishing at once cannot
-    both start the last trial: the count is exact. Optuna's ``MaxTrialsCallback`` stops the loop. A trial left
-    running by a dead worker is failed once its heartbeat is stale and queued again with the same
-    hyperparameters (see the storage dataset); this worker then runs it. Trials already completed are kept.
+    both start the last trial. A dead worker's trial is failed once its heartbeat is stale and queued again (see
+    the storage dataset); completed trials are kept.
 
     Args:
         study: the opened study.
@@ -152,8 +151,7 @@ def run_trials(
         lock.acquire()
         try:
             _fail_stale_trials(study)
-            open_slots = tuning.n_trials - _count(study, _BUDGET_STATES)
-            if open_slots > 0 and _count(study, ("FAIL",)) < max_failed:
+            if not _budget_spent(study, tuning.n_trials, max_failed):
                 study.optimize(
                     objective_after_unlock,
                     callbacks=[lock_and_reap, cap, stop_on_failures],
@@ -166,11 +164,13 @@ def run_trials(
             lock.release()
         if wait_for_others:
             _wait_for_other_workers(study)
-        if (
-            _count(study, _BUDGET_STATES) >= tuning.n_trials
-            or _count(study, ("FAIL",)) >= max_failed
-        ):
+        if _budget_spent(study, tuning.n_trials, max_failed):
             return
+
+
+def _budget_spent(study: Any, n_trials: int, max_failed: int) -> bool:
+    """Whether the study holds ``n_trials`` trials that count, or ``max_failed`` failed ones."""
+    return _count(study, _BUDGET_STATES) >= n_trials or _count(study, ("FAIL",)) >= max_failed
 
 
 def _wait_for_other_workers(study: Any, sleep: Callable[[float], None] = time.sleep) -> None:
