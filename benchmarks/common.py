@@ -156,10 +156,12 @@ class Checks:
 
     def within(self, what: str, value: float, low: float, high: float) -> bool:
         """Whether ``low <= value <= high`` (a score between 0 and 1, say); records it when not."""
-        ok = self.finite(what, value) and low <= value <= high
-        if not ok and np.isfinite(value):
+        if not self.finite(what, value):
+            return False
+        if not low <= value <= high:
             self.fail(f"{what}: {value} is outside [{low}, {high}]")
-        return ok
+            return False
+        return True
 
     def count(self, what: str, actual: int, expected: int) -> bool:
         """Whether ``actual == expected`` (rows, trials, seeds); records it when not."""
