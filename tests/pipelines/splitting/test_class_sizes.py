@@ -104,6 +104,36 @@ def test_a_table_too_small_stops_the_run_before_anything_is_written(project_copy
     assert data_state(project_copy) == before
 
 
+def _check_before_the_run(on_small_table: str) -> None:
+    """The hook, before a splitting run on a 60-row clean table that min_rows_per_class 20 finds too small."""
+    from kedro.io import DataCatalog, MemoryDataset
+
+    from deep_learning_workflow.pipelines.splitting.hooks import CheckSplitSizesHook
+    from deep_learning_workflow.pipelines.splitting.pipeline import create_pipeline
+
+    settings = {"min_rows_per_class": 20, "on_small_table": on_small_table}
+    catalog = DataCatalog(
+        {
+            "clean_table": MemoryDataset(table(rows=60, minority=0.25)),
+            "params:splitting": MemoryDataset(settings),
+            "params:columns": MemoryDataset(COLUMNS),
+        }
+    )
+    CheckSplitSizesHook().before_pipeline_run({}, create_pipeline(), catalog)
+
+
+def test_the_hook_stops_a_run_on_a_small_table_with_stop():
+    with pytest.raises(ValueError, match="The table is too small to split") as stopped:
+        _check_before_the_run("stop")
+    assert "in 'clean_table'" in str(stopped.value)
+
+
+def test_the_hook_lets_a_run_on_a_small_table_through_with_warn():
+    _check_before_the_run("warn")  # split_clean_table then warns on the clean table itself
+
+
+# End to end: the three data pipelines run (the in-process test above checks the hook lets warn through).
+@pytest.mark.slow
 def test_warn_runs_the_split_of_a_table_too_small(project_copy):
     _tiny_environment(project_copy, "warn")
     result = run_kedro(
