@@ -26,6 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from common import PROJECT, Checks, copy_project, split_70_15_15, telco_table, test_scores
 from common import parameters as project_parameters
@@ -172,8 +173,9 @@ def main() -> int:
     print(f"\nTest split, stratified 70/15/15, {arguments.seeds} split seeds (mean ± sd)")
     print(f"{'model':<22}{'ROC-AUC':>18}{'PR-AUC':>18}")
     for model, row in summary.iterrows():
-        roc = f"{row[('roc_auc', 'mean')]:.3f} ± {row[('roc_auc', 'std')]:.3f}"
-        pr = f"{row[('pr_auc', 'mean')]:.3f} ± {row[('pr_auc', 'std')]:.3f}"
+        # One seed has no sd: shown as 0.
+        roc = f"{row[('roc_auc', 'mean')]:.3f} ± {np.nan_to_num(row[('roc_auc', 'std')]):.3f}"
+        pr = f"{row[('pr_auc', 'mean')]:.3f} ± {np.nan_to_num(row[('pr_auc', 'std')]):.3f}"
         print(f"{model:<22}{roc:>18}{pr:>18}")
     return checks.exit_code()
 
