@@ -305,11 +305,8 @@ def bootstrap_scores(
     row_values: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     max_rows: int | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Every candidate's scores on the same stratified bootstrap resamples (paired).
-
-    Up to ``max_rows`` rows, the ordinary bootstrap of all rows. Beyond, the m-out-of-n bootstrap: resamples of a
-    stratified sample of ``max_rows`` rows, their deviations from the sample's scores scaled by
-    ``sqrt(max_rows / rows)`` and centred on the scores of every row (see :func:`describe_bootstrap`).
+    """Every candidate's scores on the same stratified bootstrap resamples (paired); beyond ``max_rows`` rows, the
+    m-out-of-n bootstrap of a stratified sample (see :func:`describe_bootstrap`).
 
     Args:
         names: the metrics to resample (see :func:`weighted_scores`).
@@ -319,8 +316,7 @@ def bootstrap_scores(
         positive_class: for binary targets, the class scores are taken on.
         resamples: how many resamples.
         seed: seed of the resamples.
-        row_values: per candidate, extra per-row values (e.g. the cost of each decision) whose resampled mean is
-            returned under their name.
+        row_values: per candidate, per-row values (e.g. each decision's cost) whose resampled mean is returned.
         max_rows: the most rows a resample draws from (None: every row).
 
     Returns:

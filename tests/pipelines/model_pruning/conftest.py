@@ -65,14 +65,21 @@ def splits() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="session")
-def trained(splits) -> tuple[Any, dict[str, Any]]:
-    """A model trained once, and the metadata the modelling pipeline writes beside it (the keys pruning reads)."""
+def training_result(splits) -> Any:
+    """One training with seed 7, shared by the single model and the first seed model of the ensemble tests."""
     from deep_learning_workflow.models.fitting import train_model
-    from deep_learning_workflow.models.preprocessing import as_params
 
-    result = train_model(
+    return train_model(
         splits["train"], splits["val"], ROLES, MODELLING, seed=7, fit_on=splits["train_balanced"]
     )
+
+
+@pytest.fixture(scope="session")
+def trained(training_result) -> tuple[Any, dict[str, Any]]:
+    """A model trained once, and the metadata the modelling pipeline writes beside it (the keys pruning reads)."""
+    from deep_learning_workflow.models.preprocessing import as_params
+
+    result = training_result
     roles = result.roles
     metadata = {
         "classes": result.classes,
