@@ -158,11 +158,9 @@ def study(
             storage=storage.load().storage, study_name=tuning["study_name"]
         ).trials
     metric = params["problem"]["primary_metric"]
-    _check_study(trials, best, args, checks)
     points = trial_points(trials)
     front = {p.key for p in pareto_front(points, greater=True)}
-    if not front:
-        checks.fail("the Pareto front is empty")
+    _check_study(trials, front, best, args, checks)
     print(
         f"\nStudy: {args.trials} trials, {metric} against {args.objective}, {elapsed / 60:.1f} min"
     )
@@ -186,9 +184,14 @@ def study(
 
 
 def _check_study(
-    trials: list[Any], best: dict[str, Any], args: argparse.Namespace, checks: Checks
+    trials: list[Any],
+    front: set[int],
+    best: dict[str, Any],
+    args: argparse.Namespace,
+    checks: Checks,
 ) -> None:
-    """Every trial complete with two finite objectives; the pick one of the candidates, judged over the seeds."""
+    """Every trial complete with two finite objectives; candidates from the front judged over the seeds (the
+    rule's ``--top-k``, plus the best-metric trial for ``cheapest_within``); the pick one of them."""
     states = [trial.state.name for trial in trials]
     checks.count("complete trials", states.count("COMPLETE"), args.trials)
     checks.count("failed trials", states.count("FAIL"), 0)
@@ -199,8 +202,16 @@ def _check_study(
             checks.finite(
                 f"trial {trial.number}", dict(zip(("metric", "cost"), values, strict=False))
             )
+    if not front:
+        checks.fail("the Pareto front is empty")
     candidates = best.get("candidates") or []
-    checks.count("candidates judged", len(candidates), min(args.top_k, states.count("COMPLETE")))
+    numbers = [candidate["trial"] for candidate in candidates]
+    if not 1 <= len(numbers) <= args.top_k + 1 or len(set(numbers)) < len(numbers):
+        checks.fail(f"candidates {numbers}: expected 1 to {args.top_k + 1} distinct trials")
+    if not set(numbers) <= front:
+        checks.fail(
+            f"candidates {sorted(set(numbers) - front)} are not on the Pareto front {sorted(front)}"
+        )
     for candidate in candidates:
         checks.finite(
             f"candidate trial {candidate['trial']}",
