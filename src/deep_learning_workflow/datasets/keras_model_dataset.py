@@ -10,6 +10,9 @@ written under a hidden name, then renamed into place).
 from __future__ import annotations
 
 import copy
+import json
+import os
+import tempfile
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -28,6 +31,22 @@ from .atomic import AtomicSaveMixin
 def _register_custom_layers() -> None:
     # Importing the module registers its layers with Keras' serialisation registry.
     import deep_learning_workflow.models.layers  # noqa: F401
+
+
+def is_chief() -> bool:
+    """Whether this process writes shared outputs: true unless ``TF_CONFIG`` names it a worker that is not the chief.
+
+    TensorFlow's convention: the ``chief`` task is the chief; without one, ``worker`` 0 is.
+    """
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task") or {}
+    if not task:
+        return True
+    if "chief" in (config.get("cluster") or {}):
+        return task.get("type") == "chief"
+    return task.get("type") in ("chief", None) or (
+        task.get("type") == "worker" and int(task.get("index", 0)) == 0
+    )
 
 
 def load_keras_model(filepath: str, **load_args: Any) -> Any:
@@ -130,6 +149,12 @@ class KerasModelDataset(AtomicSaveMixin, AbstractVersionedDataset[Any, Any]):
             return self._inner(load_path).load()
 
     def save(self, data: Any) -> None:
+        if not is_chief():
+            # Every worker of a multi-worker run saves (saving may take part in the workers' collective
+            # operations), but only the chief's file is kept: the others write to a folder that is removed.
+            with tempfile.TemporaryDirectory() as folder:
+                data.save(os.path.join(folder, "model.keras"))
+            return
         with self._staged_save():
             self._inner(get_filepath_str(self._get_save_path(), self._protocol)).save(data)
 
