@@ -3,8 +3,9 @@
 kedro-datasets' ``tensorflow.TensorFlowModelDataset`` does the Keras saving and loading (``safe_mode`` on); this
 dataset wraps it to add what the workflow needs: the custom preprocessing layers are imported before
 deserialisation in whatever process loads the model, TensorFlow is imported only when a model is actually loaded
-or saved (so building the catalog stays cheap), and a save is atomic (:mod:`.atomic`: the version folder is
-written under a hidden name, then renamed into place).
+or saved (so building the catalog stays cheap), a save is atomic (:mod:`.atomic`: the version folder is
+written under a hidden name, then renamed into place), and in a multi-worker run only the chief keeps the file
+(:func:`is_chief`).
 """
 
 from __future__ import annotations
