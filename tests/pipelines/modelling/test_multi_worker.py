@@ -74,7 +74,9 @@ def test_two_workers_train_one_model_as_good_as_one_process_and_only_the_chief_s
             env={
                 **os.environ,
                 "KEDRO_DISABLE_TELEMETRY": "1",
-                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}),
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": i}}
+                ),
             },
         )
         for i, worker in enumerate(workers)
