@@ -159,6 +159,13 @@ class KerasModelDataset(AtomicSaveMixin, AbstractVersionedDataset[Any, Any]):
         with self._staged_save():
             self._inner(get_filepath_str(self._get_save_path(), self._protocol)).save(data)
 
+    def resolve_load_version(self) -> str | None:
+        if not is_chief():
+            # A worker that is not the chief keeps no file: the version it saved is the one it "loads" (Kedro
+            # checks after a save that the saved version is the latest), and loading it finds no file.
+            return self.resolve_save_version()
+        return super().resolve_load_version()
+
     def _exists(self) -> bool:
         try:
             load_path = get_filepath_str(self._get_load_path(), self._protocol)

@@ -340,7 +340,9 @@ def fit_head(
         "callbacks": every,
         "verbose": verbose,
     }
-    if augment_with is None:
+    if params.distribution == "multi_worker_mirrored":
+        fitted = _fit_multi_worker(parts.head, x_fit, y_fit, sample_weight, params, seed, run)
+    elif augment_with is None:
         fitted = parts.head.fit(
             x_fit,
             y_fit,
@@ -364,6 +366,19 @@ def fit_head(
     else:
         best_epoch = len(history.get("loss", [])) - 1
     return HeadFit(history, best_epoch, early.patience if early is not None else None)
+
+
+def _fit_multi_worker(head, x_fit, y_fit, sample_weight, params, seed, run) -> Any:  # noqa: PLR0913
+    from .multi_worker import fit_multi_worker
+
+    if params.augmentation.enabled or params.transfer.freeze:
+        raise ValueError(
+            "params:modelling.distribution multi_worker_mirrored trains without augmentation and frozen layers: "
+            "set params:modelling.augmentation to 0 and transfer.freeze to [], or use distribution: default."
+        )
+    return fit_multi_worker(
+        head, x_fit, y_fit, sample_weight, batch_size=params.batch_size, seed=seed, **run
+    )
 
 
 def _weights_finite(model: Any) -> bool:
