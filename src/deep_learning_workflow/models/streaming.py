@@ -262,7 +262,15 @@ def plan_stream(
     )
 
 
-def _dataset(parts: Any, split: Any, roles: ColumnRoles, classes: list[str], params, seed, weights):
+def _dataset(  # noqa: PLR0913
+    parts: Any,
+    split: Any,
+    roles: ColumnRoles,
+    classes: list[str],
+    params: ModellingParams,
+    seed: int,
+    weights: np.ndarray | None,
+) -> Any:
     """The fitted rows as a repeated ``tf.data`` stream of (inputs, one-hot labels[, weights]) batches."""
     import tensorflow as tf
 
