@@ -98,3 +98,36 @@ def test_two_workers_train_one_model_as_good_as_one_process_and_only_the_chief_s
     assert _pr_auc(chief) == pytest.approx(_pr_auc(single), abs=TOLERANCE)
     # Both workers trained the same weights, so they report the same validation scores.
     assert _pr_auc(other) == pytest.approx(_pr_auc(chief), abs=1e-6)
+
+
+class _Catalog:
+    def __init__(self, modelling: dict) -> None:
+        self.modelling = modelling
+
+    def load(self, name: str) -> dict:
+        assert name == "params:modelling"
+        return self.modelling
+
+
+class _Pipeline:
+    def inputs(self) -> set[str]:
+        return {"params:modelling", "train_split"}
+
+
+def test_a_multi_worker_run_without_tf_config_stops_before_any_node(monkeypatch):
+    from deep_learning_workflow.distribution_hooks import MultiWorkerHook
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG environment variable is not set"):
+        MultiWorkerHook().before_pipeline_run(
+            {}, _Pipeline(), _Catalog({"distribution": "multi_worker_mirrored"})
+        )
+
+
+def test_the_hook_leaves_a_run_on_one_machine_alone(monkeypatch):
+    from deep_learning_workflow.distribution_hooks import MultiWorkerHook
+    from deep_learning_workflow.models.fitting import multi_worker_strategy
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    MultiWorkerHook().before_pipeline_run({}, _Pipeline(), _Catalog({"distribution": "default"}))
+    assert multi_worker_strategy.cache_info().currsize == 0
