@@ -340,6 +340,17 @@ class ModellingParams(Parameters):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _multi_worker_limits(self) -> ModellingParams:
+        if self.distribution == "multi_worker_mirrored" and (
+            self.augmentation.enabled or self.transfer.freeze
+        ):
+            raise ValueError(
+                "distribution multi_worker_mirrored trains without augmentation and frozen layers: set "
+                "augmentation to 0 and transfer.freeze to [], or choose distribution: default"
+            )
+        return self
+
     def uses(self, section: str) -> bool:
         """Whether the chosen architecture uses a family section (``plr`` or ``tabm``)."""
         return section_used(section, self.architecture, self.tabm.numeric_embedding)

@@ -131,3 +131,15 @@ def test_the_hook_leaves_a_run_on_one_machine_alone(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     MultiWorkerHook().before_pipeline_run({}, _Pipeline(), _Catalog({"distribution": "default"}))
     assert multi_worker_strategy.cache_info().currsize == 0
+
+
+def test_multi_worker_training_with_augmentation_is_refused_before_any_node():
+    from deep_learning_workflow.parameters import validate_parameters
+
+    from .conftest import modelling_params
+
+    params = modelling_params(
+        distribution="multi_worker_mirrored", augmentation={"gaussian_noise_std": 0.1}
+    )
+    with pytest.raises(ValueError, match="multi_worker_mirrored trains without augmentation"):
+        validate_parameters({"modelling": params})
