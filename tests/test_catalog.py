@@ -10,6 +10,7 @@ from kedro.io.core import parse_dataset_definition
 
 from deep_learning_workflow.datasets.atomic import AtomicSaveMixin
 from deep_learning_workflow.datasets.chunked import TableChunksDataset  # read-only
+from deep_learning_workflow.datasets.parquet_split import ParquetSplitDataset  # read-only
 
 from .conftest import PROJECT_PATH
 
@@ -118,7 +119,8 @@ def test_every_file_dataset_of_the_catalog_saves_atomically(project_path, env):
         name: entry["type"]
         for name, entry in files.items()
         if not issubclass(
-            parse_dataset_definition(dict(entry))[0], AtomicSaveMixin | TableChunksDataset
+            parse_dataset_definition(dict(entry))[0],
+            AtomicSaveMixin | TableChunksDataset | ParquetSplitDataset,
         )
     }
     assert not not_atomic, (

@@ -39,6 +39,7 @@ TESTED = {
     "kedro run --pipelines data_acquisition": "tests/test_data_workflow.py::test_kedro_run_data_pipelines_writes_splits_and_eda",
     "kedro run --pipelines serving": "tests/pipelines/serving/test_package.py::test_wheel_runs_the_serving_pipeline_and_serves_the_bundle",
     "kedro run --pipelines tuning": "tests/pipelines/tuning/test_workers.py::test_kedro_run_tuning_in_the_test_environment",
+    "kedro run --pipelines modelling --params modelling.distribution=multi_worker_mirrored": "tests/pipelines/modelling/test_multi_worker.py::test_two_workers_train_one_model_as_good_as_one_process_and_only_the_chief_saves_it",
     "kedro run --pipelines model_pruning": "tests/pipelines/model_pruning/test_nodes.py::test_tradeoff_table_has_a_row_per_sparsity_with_the_four_figures",
     "kedro run --pipelines evaluation": "tests/test_tracking.py::test_run_logs_curves_and_model_registers_champion_and_bundle_records_it",
     "kedro run --nodes": "tests/test_pipeline_registry.py::test_kedro_run_selects_a_group_and_a_node_by_their_namespaced_names",

@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+from deep_learning_workflow.distribution_hooks import MultiWorkerHook
 from deep_learning_workflow.environments import TableSpecificKeysHook
 from deep_learning_workflow.hooks import (
     CheckConnectionsHook,
@@ -23,7 +24,9 @@ from deep_learning_workflow.tracking_hooks import TrackingHook
 # Hooks of one stage are called last-registered first: missing raw files and an environment that leaves a
 # Telco-specific key unset stop the run first, then parameters are validated, then a table too small to split
 # stops the run, then the outputs are locked, then the databases contacted, and only then is MLflow imported and its run started.
+# Last, a run training on several machines creates its TensorFlow strategy (waiting for every worker of TF_CONFIG).
 HOOKS = (
+    MultiWorkerHook(),
     MlflowRunHook(),
     RunRecordHook(),
     TrackingHook(),

@@ -138,7 +138,7 @@ class TrackingHook:
             prefix, name = _base_name(dataset)
             if name == "training_history" and isinstance(value, dict):
                 self._log_history(run_id, value, prefix)
-            elif name == "model" and "train" in inputs:
+            elif name == "model" and ("train" in inputs or "train_split" in inputs):
                 self._log_model(run_id, value, inputs, prefix)
             elif name == "release_gate" and isinstance(value, dict) and value.get("passed"):
                 self._register(run_id, catalog, prefix, value)
@@ -174,8 +174,10 @@ class TrackingHook:
 
         if not hasattr(model, "inputs"):
             return
+        import pandas as pd
+
         kinds = _input_kinds(model)
-        train = inputs["train"]
+        train = inputs["train"] if "train" in inputs else inputs["train_split"]
         roles = inputs.get("modelling_roles") or inputs.get("params:columns") or {}
         target = roles.get("target") if isinstance(roles, dict) else None
         if target not in train.columns or any(name not in train.columns for name in kinds):
@@ -183,11 +185,15 @@ class TrackingHook:
                 "The model is not logged to MLflow: its inputs are not columns of 'train'."
             )
             return
-        example = train[list(kinds)].head(5).reset_index(drop=True)
-        classes = target_classes(train[target])
-        probabilities = model.predict(records_to_inputs(example, kinds), verbose=0)
-        import pandas as pd
+        if isinstance(train, pd.DataFrame):
+            example = train[list(kinds)].head(5).reset_index(drop=True)
+            classes = target_classes(train[target])
+        else:  # a split handle (ParquetSplit): five rows and the target's classes, never the whole split
+            example = train.head(5, list(kinds)).reset_index(drop=True)
+            from deep_learning_workflow.models.streaming import label_counts
 
+            classes = sorted(label_counts(train, target, 500_000).index)
+        probabilities = model.predict(records_to_inputs(example, kinds), verbose=0)
         signature = infer_signature(example, pd.DataFrame(probabilities, columns=classes))
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "model.keras"

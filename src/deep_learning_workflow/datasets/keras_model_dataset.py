@@ -3,13 +3,17 @@
 kedro-datasets' ``tensorflow.TensorFlowModelDataset`` does the Keras saving and loading (``safe_mode`` on); this
 dataset wraps it to add what the workflow needs: the custom preprocessing layers are imported before
 deserialisation in whatever process loads the model, TensorFlow is imported only when a model is actually loaded
-or saved (so building the catalog stays cheap), and a save is atomic (:mod:`.atomic`: the version folder is
-written under a hidden name, then renamed into place).
+or saved (so building the catalog stays cheap), a save is atomic (:mod:`.atomic`: the version folder is
+written under a hidden name, then renamed into place), and in a multi-worker run only the chief keeps the file
+(:func:`is_chief`).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
+import tempfile
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -28,6 +32,22 @@ from .atomic import AtomicSaveMixin
 def _register_custom_layers() -> None:
     # Importing the module registers its layers with Keras' serialisation registry.
     import deep_learning_workflow.models.layers  # noqa: F401
+
+
+def is_chief() -> bool:
+    """Whether this process writes shared outputs: true unless ``TF_CONFIG`` names it a worker that is not the chief.
+
+    TensorFlow's convention: the ``chief`` task is the chief; without one, ``worker`` 0 is.
+    """
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task") or {}
+    if not task:
+        return True
+    if "chief" in (config.get("cluster") or {}):
+        return task.get("type") == "chief"
+    return task.get("type") in ("chief", None) or (
+        task.get("type") == "worker" and int(task.get("index", 0)) == 0
+    )
 
 
 def load_keras_model(filepath: str, **load_args: Any) -> Any:
@@ -130,8 +150,21 @@ class KerasModelDataset(AtomicSaveMixin, AbstractVersionedDataset[Any, Any]):
             return self._inner(load_path).load()
 
     def save(self, data: Any) -> None:
+        if not is_chief():
+            # Every worker of a multi-worker run saves (saving may take part in the workers' collective
+            # operations), but only the chief's file is kept: the others write to a folder that is removed.
+            with tempfile.TemporaryDirectory() as folder:
+                data.save(os.path.join(folder, "model.keras"))
+            return
         with self._staged_save():
             self._inner(get_filepath_str(self._get_save_path(), self._protocol)).save(data)
+
+    def resolve_load_version(self) -> str | None:
+        if not is_chief():
+            # A worker that is not the chief keeps no file: the version it saved is the one it "loads" (Kedro
+            # checks after a save that the saved version is the latest), and loading it finds no file.
+            return self.resolve_save_version()
+        return super().resolve_load_version()
 
     def _exists(self) -> bool:
         try:

@@ -8,6 +8,7 @@ imported inside the functions that need them so that importing this module stays
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -33,6 +34,7 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingResult",
     "balanced_sample_weights",
+    "check_finite_training",
     "compile_model",
     "distribution_strategy",
     "early_stopping",
@@ -41,6 +43,7 @@ __all__ = [
     "fit_head",
     "fit_in_phases",
     "monitored_metric",
+    "multi_worker_strategy",
     "set_seed",
     "train_model",
 ]
@@ -104,15 +107,29 @@ def distribution_strategy(name: str) -> Any:
     """The ``tf.distribute`` strategy of ``params:modelling.distribution``.
 
     ``multi_worker_mirrored`` reads the cluster from the ``TF_CONFIG`` environment variable that every worker is
-    started with (TensorFlow's own convention).
+    started with (TensorFlow's own convention); it is :func:`multi_worker_strategy`, the process's one.
     """
     import tensorflow as tf
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return multi_worker_strategy()
     return tf.distribute.get_strategy()
+
+
+@functools.cache
+def multi_worker_strategy() -> Any:
+    """The process's ``tf.distribute.MultiWorkerMirroredStrategy``, created on the first call.
+
+    TensorFlow sets up the workers' collective communication once per process, and only before any other
+    TensorFlow operation has run; so there is one strategy per process, and ``kedro run`` creates it before the
+    first node (:class:`deep_learning_workflow.distribution_hooks.MultiWorkerHook`). Creating it waits until every
+    worker of ``TF_CONFIG`` has started.
+    """
+    import tensorflow as tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def set_seed(seed: int) -> None:
@@ -199,14 +216,7 @@ def train_model(
     )
     history = fitted.history
     model = parts.model
-    losses = np.asarray(history.get("loss", []), dtype="float64")
-    if losses.size == 0 or not np.isfinite(losses).all() or not _weights_finite(model):
-        epoch = int(np.argmin(np.isfinite(losses))) + 1 if losses.size else 1
-        raise TrainingDivergedError(
-            f"Training diverged (the loss became NaN or infinite at epoch {epoch} with seed {seed}); "
-            "no model is kept. Lower params:modelling.learning_rate "
-            f"(now {params.learning_rate}), turn on batch_norm, or check the inputs for extreme values."
-        )
+    check_finite_training(history, model, params, seed)
     return TrainingResult(
         model,
         history,
@@ -218,6 +228,20 @@ def train_model(
         parts.head,
         fitted.patience,
     )
+
+
+def check_finite_training(
+    history: Mapping[str, Sequence[float]], model: Any, params: ModellingParams, seed: int
+) -> None:
+    """Raise :class:`TrainingDivergedError` when the loss or a weight became NaN or infinite."""
+    losses = np.asarray(history.get("loss", []), dtype="float64")
+    if losses.size == 0 or not np.isfinite(losses).all() or not _weights_finite(model):
+        epoch = int(np.argmin(np.isfinite(losses))) + 1 if losses.size else 1
+        raise TrainingDivergedError(
+            f"Training diverged (the loss became NaN or infinite at epoch {epoch} with seed {seed}); "
+            "no model is kept. Lower params:modelling.learning_rate "
+            f"(now {params.learning_rate}), turn on batch_norm, or check the inputs for extreme values."
+        )
 
 
 class HeadFit(NamedTuple):
@@ -316,7 +340,9 @@ def fit_head(
         "callbacks": every,
         "verbose": verbose,
     }
-    if augment_with is None:
+    if params.distribution == "multi_worker_mirrored":
+        fitted = _fit_multi_worker(parts.head, x_fit, y_fit, sample_weight, params, seed, run)
+    elif augment_with is None:
         fitted = parts.head.fit(
             x_fit,
             y_fit,
@@ -340,6 +366,19 @@ def fit_head(
     else:
         best_epoch = len(history.get("loss", [])) - 1
     return HeadFit(history, best_epoch, early.patience if early is not None else None)
+
+
+def _fit_multi_worker(head, x_fit, y_fit, sample_weight, params, seed, run) -> Any:  # noqa: PLR0913
+    from .multi_worker import fit_multi_worker
+
+    if params.augmentation.enabled or params.transfer.freeze:
+        raise ValueError(
+            "params:modelling.distribution multi_worker_mirrored trains without augmentation and frozen layers: "
+            "set params:modelling.augmentation to 0 and transfer.freeze to [], or use distribution: default."
+        )
+    return fit_multi_worker(
+        head, x_fit, y_fit, sample_weight, batch_size=params.batch_size, seed=seed, **run
+    )
 
 
 def _weights_finite(model: Any) -> bool:

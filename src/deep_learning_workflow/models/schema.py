@@ -40,6 +40,7 @@ __all__ = [
     "ModellingParams",
     "PeriodicEmbeddingParams",
     "PretrainedEmbeddingParams",
+    "StreamingParams",
     "TabMParams",
     "TransferParams",
     "WarmStartParams",
@@ -251,6 +252,25 @@ class AugmentationParams(Parameters):
         )
 
 
+class StreamingParams(Parameters):
+    """Training from the split's Parquet file through ``tf.data`` when it is large (``params:modelling.streaming``)."""
+
+    min_rows: PositiveInt = Field(
+        2_000_000,
+        description="A training split (train or train_balanced) of more rows than this is streamed from its "
+        "Parquet file in chunks instead of loaded into pandas",
+    )
+    adapt_sample_rows: PositiveInt = Field(
+        500_000,
+        description="Streaming: the preprocessing is adapted on a seeded uniform sample of this many training "
+        "rows, and early stopping watches at most this many holdout rows",
+    )
+    chunk_rows: PositiveInt = Field(
+        100_000,
+        description="Streaming: rows read, preprocessed and shuffled at a time (memory grows with it)",
+    )
+
+
 @register("modelling")
 class ModellingParams(Parameters):
     """The model, its training and its checks (``params:modelling``)."""
@@ -294,6 +314,7 @@ class ModellingParams(Parameters):
         "metrics are then the maximum of `seeds` scores, so optimistic)",
     )
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    streaming: StreamingParams = StreamingParams()
     numeric: NumericPreprocessing = NumericPreprocessing()
     categorical: CategoricalPreprocessing = CategoricalPreprocessing()
     text: TextPreprocessing = TextPreprocessing()
@@ -317,6 +338,17 @@ class ModellingParams(Parameters):
                     f"'{self.architecture}' (choices: {list(ARCHITECTURES)}); remove the '{section}' block or "
                     "choose its architecture"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _multi_worker_limits(self) -> ModellingParams:
+        if self.distribution == "multi_worker_mirrored" and (
+            self.augmentation.enabled or self.transfer.freeze
+        ):
+            raise ValueError(
+                "distribution multi_worker_mirrored trains without augmentation and frozen layers: set "
+                "augmentation to 0 and transfer.freeze to [], or choose distribution: default"
+            )
         return self
 
     def uses(self, section: str) -> bool:

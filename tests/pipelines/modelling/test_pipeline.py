@@ -43,6 +43,8 @@ def _catalog(tmp_path, train, val, columns, modelling) -> DataCatalog:
         {
             "train": MemoryDataset(train),
             "train_balanced": MemoryDataset(train),
+            "train_split": MemoryDataset(train),
+            "train_balanced_split": MemoryDataset(train),
             "val": MemoryDataset(val),
             "params:columns": MemoryDataset(columns),
             "params:modelling": MemoryDataset(modelling),

@@ -20,7 +20,7 @@ from deep_learning_workflow.columns import ColumnRoles, target_classes, target_l
 from deep_learning_workflow.metrics import GREATER_IS_BETTER, score
 from deep_learning_workflow.model_inputs import predict_probabilities
 from deep_learning_workflow.models import transfer
-from deep_learning_workflow.models.fitting import encode_labels, monitored_metric, train_model
+from deep_learning_workflow.models.fitting import encode_labels, monitored_metric
 from deep_learning_workflow.models.preprocessing import (
     as_params,
     as_roles,
@@ -28,6 +28,7 @@ from deep_learning_workflow.models.preprocessing import (
 )
 from deep_learning_workflow.models.sanity import overfit_one_batch
 from deep_learning_workflow.models.schema import ModellingParams
+from deep_learning_workflow.models.streaming import label_counts, training_inputs
 from deep_learning_workflow.parameters import parse
 from deep_learning_workflow.problem import ProblemDefinition
 from deep_learning_workflow.progress import keras_verbose
@@ -177,8 +178,8 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def train_seed_models(  # noqa: PLR0913
-    train: pd.DataFrame,
-    train_balanced: pd.DataFrame,
+    train_split: Any,
+    train_balanced_split: Any,
     val: pd.DataFrame,
     modelling_roles: dict[str, Any],
     modelling: dict[str, Any],
@@ -195,9 +196,12 @@ def train_seed_models(  # noqa: PLR0913
     is kept: a smaller model, but its validation metrics are the maximum of ``seeds`` scores, so the report and
     the metadata record ``validation_selection_bias: true``.
 
+    A training split of more rows than ``params:modelling.streaming.min_rows`` is streamed from its Parquet file
+    (:mod:`deep_learning_workflow.models.streaming`); a smaller one is loaded into pandas.
+
     Args:
-        train: the real training rows (the preprocessing is adapted on them only).
-        train_balanced: the rows the weights are fitted on.
+        train_split: the real training rows' file (the preprocessing is adapted on them only).
+        train_balanced_split: the file of the rows the weights are fitted on.
         val: validation rows: early stopping, the seeds' scores and (``best``) the choice between seeds only.
         modelling_roles: resolved column roles.
         modelling: ``params:modelling``.
@@ -216,9 +220,12 @@ def train_seed_models(  # noqa: PLR0913
     roles = as_roles(modelling_roles)
     primary = parse(ProblemDefinition, problem, "problem").primary_metric
     monitor, _ = monitored_metric(params, primary)
+    train, train_balanced, trainer, streamed = training_inputs(
+        train_split, train_balanced_split, params, seed
+    )
     results, runs = [], []
     for offset in range(params.seeds):
-        result = train_model(
+        result = trainer(
             train,
             val,
             roles,
@@ -253,7 +260,12 @@ def train_seed_models(  # noqa: PLR0913
         "monitor": monitor,
         # The rows behind the history's val_ curves: a holdout of the fitted rows, or the validation split.
         "watched": "holdout" if _watches_holdout(params) else "val",
-        "class_prior_loss": _class_prior_loss(train_balanced[roles.target], results[kept].classes),
+        "class_prior_loss": _class_prior_loss(
+            label_counts(train_balanced, roles.target, params.streaming.chunk_rows)
+            if streamed
+            else target_labels(train_balanced[roles.target]).value_counts(),
+            results[kept].classes,
+        ),
         "history": results[kept].history,
     }
     report = {
@@ -264,6 +276,7 @@ def train_seed_models(  # noqa: PLR0913
             name: _summary([r["validation"][name] for r in runs]) for name in GREATER_IS_BETTER
         },
         **selection,
+        "streamed": streamed,
         "sanity_check_passed": bool(
             sanity_check_report.get("passed", not sanity_check_report.get("enabled", True))
         ),
@@ -323,14 +336,9 @@ def _combine_seeds(  # noqa: PLR0913
     return (ensemble if averaged else results[best].model), (0 if averaged else best), selection
 
 
-def _class_prior_loss(target: pd.Series, classes: list[str]) -> float:
+def _class_prior_loss(counts: pd.Series, classes: list[str]) -> float:
     """Cross-entropy of always predicting the class frequencies: the loss a model that learned nothing reaches."""
-    shares = (
-        target_labels(target)
-        .value_counts(normalize=True)
-        .reindex(classes, fill_value=0.0)
-        .to_numpy()
-    )
+    shares = (counts / counts.sum()).reindex(classes, fill_value=0.0).to_numpy()
     shares = shares[shares > 0]
     return float(-(shares * np.log(shares)).sum())
 

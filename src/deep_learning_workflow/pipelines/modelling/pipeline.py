@@ -54,8 +54,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 train_seed_models,
                 inputs=[
-                    "train",
-                    "train_balanced",
+                    "train_split",
+                    "train_balanced_split",
                     "val",
                     "modelling_roles",
                     "params:modelling",
