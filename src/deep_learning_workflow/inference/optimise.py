@@ -30,6 +30,7 @@ from .ops import (
     Identity,
     Split,
 )
+from .stacking import stack_members
 from .text import LookupIndex
 
 
@@ -243,4 +244,5 @@ def optimise(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
     forward = _fold_affine(forward)
     forward = _expand_batch_ensembles(forward, probe)
     forward = _merge_parallel_dense(forward)
+    forward = stack_members(forward, probe)
     return fold_first_layer(forward, probe)
