@@ -37,7 +37,13 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
 sys.path[:0] = [str(PROJECT / "src"), str(PROJECT)]
 PYTHON = sys.executable
-QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KEDRO_DISABLE_TELEMETRY": "1"}
+# The servers run this tree's code, as this process does (not whatever copy of the package is installed).
+QUIET = {
+    **os.environ,
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "KEDRO_DISABLE_TELEMETRY": "1",
+    "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
+}
 SIZES = (1, 100, 1000)
 
 # wrk script: POST the body, count answers that are not 200 or lack the expected text, report as JSON.

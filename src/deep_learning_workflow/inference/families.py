@@ -30,8 +30,10 @@ class PeriodicEmbedding:
         kernel: np.ndarray,
         bias: np.ndarray,
         sources: np.ndarray | None = None,
+        angular: bool = False,
     ) -> None:
-        self.frequencies = np.asarray(frequencies, dtype=FLOAT) * FLOAT(2 * np.pi)
+        # angular: the frequencies are already multiplied by 2 pi (those of merged embeddings).
+        self.frequencies = np.asarray(frequencies, dtype=FLOAT) * FLOAT(1 if angular else 2 * np.pi)
         groups = self.frequencies.shape[0]
         # The "lite" variant shares one linear map across the features: broadcast it to one per feature.
         kernel = np.asarray(kernel, dtype=FLOAT)
@@ -51,10 +53,11 @@ class PeriodicEmbedding:
     def merged(cls, parts: list[PeriodicEmbedding]) -> PeriodicEmbedding:
         """One op for several embeddings of the same input: their groups side by side, in order."""
         return cls(
-            np.concatenate([p.frequencies for p in parts]) / FLOAT(2 * np.pi),
+            np.concatenate([p.frequencies for p in parts]),
             np.concatenate([p.kernel for p in parts]),
             np.concatenate([p.bias for p in parts]),
             np.concatenate([p.sources for p in parts]),
+            angular=True,
         )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -160,8 +160,11 @@ def _merged_dense(
     return roots, kernel, np.concatenate(biases), blocks
 
 
-def _dense_groups(forward: Forward, probe: dict[str, list[Any]]) -> list[list[Any]]:
-    """Groups of ``Dense`` steps (with their parts) that read parts of the same root tensors."""
+def _dense_groups(
+    forward: Forward, probe: dict[str, list[Any]]
+) -> tuple[list[list[Any]], dict[int, int]]:
+    """Groups of ``Dense`` steps (with their parts) that read parts of the same root tensors, and the slots'
+    widths."""
     widths = _widths(forward, probe)
     producer = {slot: step for step in forward.steps for slot in step.outputs}
     consumers: dict[int, list[Step]] = {}
