@@ -130,10 +130,9 @@ def scoring_records(count: int) -> list[dict]:
 def expected_text(bundle: Path, records: list[dict]) -> str:
     """The answer text of the last record's probability, from the loaded model (not from a server)."""
     import orjson
+    from threadpoolctl import threadpool_limits
 
     from deep_learning_workflow.service.loader import load_version
-
-    from threadpoolctl import threadpool_limits
 
     version = load_version(str(bundle))
     # With BLAS on one thread, as the service runs it (ServiceSettings.blas_threads): more threads may sum the
