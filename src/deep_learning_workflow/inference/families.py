@@ -17,32 +17,62 @@ from .activations import FLOAT, activation
 
 
 class PeriodicEmbedding:
-    """(n, features) -> (n, features * d): each feature's periodic embedding, flattened feature by feature."""
+    """(n, features) -> (n, groups * d): each group's periodic embedding of its feature, flattened group by group.
 
-    def __init__(self, frequencies: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> None:
-        self.frequencies = np.asarray(frequencies, dtype=FLOAT) * FLOAT(2 * np.pi)
-        features = self.frequencies.shape[0]
+    A layer has one group per feature; the layers of an ensemble's members that embed the same features merge into
+    one op whose groups are every member's features (``sources`` maps each group to its input column), so the
+    members' cosines, sines and projections run as one call each.
+    """
+
+    def __init__(
+        self,
+        frequencies: np.ndarray,
+        kernel: np.ndarray,
+        bias: np.ndarray,
+        sources: np.ndarray | None = None,
+        angular: bool = False,
+    ) -> None:
+        # angular: the frequencies are already multiplied by 2 pi (those of merged embeddings).
+        self.frequencies = np.asarray(frequencies, dtype=FLOAT) * FLOAT(1 if angular else 2 * np.pi)
+        groups = self.frequencies.shape[0]
         # The "lite" variant shares one linear map across the features: broadcast it to one per feature.
         kernel = np.asarray(kernel, dtype=FLOAT)
         bias = np.asarray(bias, dtype=FLOAT)
-        self.kernel = np.broadcast_to(kernel, (features, *kernel.shape[-2:]))
-        self.bias = np.broadcast_to(bias, (features, bias.shape[-1]))
+        self.kernel = np.ascontiguousarray(np.broadcast_to(kernel, (groups, *kernel.shape[-2:])))
+        self.bias = np.ascontiguousarray(np.broadcast_to(bias, (groups, bias.shape[-1])))
+        self.sources = np.arange(groups) if sources is None else np.asarray(sources, dtype=np.intp)
+        self._identity = bool(np.array_equal(self.sources, np.arange(groups)))
+        self._bias_rows = self.bias[:, None, :]
+        # [cos, sin] @ kernel = cos @ kernel[:k] + sin @ kernel[k:]: two products over contiguous arrays (NumPy's
+        # vectorised cos and sin are slower writing into strided halves of one array).
+        k = self.frequencies.shape[1]
+        self._cos_kernel = np.ascontiguousarray(self.kernel[:, :k])
+        self._sin_kernel = np.ascontiguousarray(self.kernel[:, k:])
+
+    @classmethod
+    def merged(cls, parts: list[PeriodicEmbedding]) -> PeriodicEmbedding:
+        """One op for several embeddings of the same input: their groups side by side, in order."""
+        return cls(
+            np.concatenate([p.frequencies for p in parts]),
+            np.concatenate([p.kernel for p in parts]),
+            np.concatenate([p.bias for p in parts]),
+            np.concatenate([p.sources for p in parts]),
+            angular=True,
+        )
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=FLOAT)
-        rows, features = x.shape
-        k, width = self.frequencies.shape[1], self.kernel.shape[-1]
-        out = np.empty((rows, features * width), dtype=FLOAT)
-        periodic = np.empty((rows, 2 * k), dtype=FLOAT)
-        # Feature by feature, one BLAS product each: an einsum over (n, features, 2k) does not reach BLAS.
-        for feature in range(features):
-            angles = x[:, feature, None] * self.frequencies[feature]  # (n, k)
-            np.cos(angles, out=periodic[:, :k])
-            np.sin(angles, out=periodic[:, k:])
-            part = out[:, feature * width : (feature + 1) * width]
-            np.matmul(periodic, self.kernel[feature], out=part)
-            part += self.bias[feature]
-        return np.maximum(out, FLOAT(0), out=out)
+        rows = x.shape[0]
+        groups = self.frequencies.shape[0]
+        width = self.kernel.shape[-1]
+        # Angles (groups, n, k): group-major, so each group's projection is one matrix of a stacked matmul.
+        values = x.T if self._identity else x.T[self.sources]
+        angles = values[:, :, None] * self.frequencies[:, None, :]
+        projected = np.matmul(np.cos(angles), self._cos_kernel)  # (groups, n, d)
+        projected += np.matmul(np.sin(angles, out=angles), self._sin_kernel)
+        projected += self._bias_rows
+        np.maximum(projected, FLOAT(0), out=projected)
+        return projected.transpose(1, 0, 2).reshape(rows, groups * width)
 
 
 class BatchEnsembleDense:

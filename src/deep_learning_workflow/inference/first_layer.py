@@ -129,7 +129,13 @@ def fold_first_layer(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
             removed.update(id(s) for s in chain_steps)
             continue
         other_args.append(slot)
-        other_weights.append(rows[position])
+        start = sum(row.shape[0] for row in rows[:position])
+        product = dense.op.product
+        other_weights.append(
+            product.rows(start, start + rows[position].shape[0])
+            if product is not None
+            else rows[position]
+        )
     if not lookups and not chains:
         return forward
     width = kernel.shape[1]

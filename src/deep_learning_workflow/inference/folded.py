@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .activations import FLOAT, activation
+from .blocks import BlockProduct
 from .optimise_batch import lookup_index, sum_table_rows
 from .text import LookupIndex
 
@@ -63,7 +64,12 @@ class FirstLayer:
         self.chain_inputs = chain_inputs
         self.chain_weights = np.ascontiguousarray(chain_weights, dtype=np.float64)
         self.numeric_inputs = numeric_inputs
-        self.other_weights = [np.asarray(w, dtype=np.float64) for w in other_weights]
+        # Other parts (text, periodic embeddings) are multiplied at run time; a BlockProduct (the merged members of an
+        # ensemble) multiplies its blocks alone.
+        self.other_products = [
+            w if isinstance(w, BlockProduct) else BlockProduct(w, [(0, w.shape[0], 0, w.shape[1])])
+            for w in other_weights
+        ]
         self.bias = np.asarray(bias, dtype=np.float64)
         self.activation = activation(activation_name)
         self._scalar_chains = [
@@ -74,6 +80,7 @@ class FirstLayer:
         # the bias with weight 1, each numeric part's row with the part's value as weight.
         self._gets = [(lookup.table.get, lookup.default, offset) for lookup, offset in lookups]
         self._rows = np.vstack([self.table, self.bias[None, :], self.chain_weights])
+        self._rows32 = self._rows.astype(FLOAT)
         first = self.table.shape[0]
         self._fixed_rows = list(range(first, first + 1 + len(chains)))
         self._ones = [1.0] * (len(lookups) + 1)
@@ -103,10 +110,11 @@ class FirstLayer:
             for op in chain:
                 part = op(part)
             scale[:, position] = np.asarray(part).reshape(-1)
-        hidden = sum_table_rows(self._rows, index, scale)
-        for part, weights in zip(others, self.other_weights, strict=True):
-            hidden += np.asarray(part, dtype=np.float64) @ weights
-        return self.activation(hidden.astype(FLOAT))
+        # A batch sums in float32, as the Keras layer does; one record (below) in float64.
+        hidden = sum_table_rows(self._rows32, index, scale)
+        for part, product in zip(others, self.other_products, strict=True):
+            hidden += product(np.asarray(part, dtype=FLOAT))
+        return self.activation(hidden)
 
     def _one(self, strings: Any, numbers: Any, others: Any) -> np.ndarray:
         rows = [
@@ -122,6 +130,6 @@ class FirstLayer:
                 value = op(value)
             weights.append(value)
         hidden = np.dot(weights, self._rows.take(rows, axis=0))
-        for part, matrix in zip(others, self.other_weights, strict=True):
-            hidden += np.asarray(part, dtype=np.float64)[0] @ matrix
+        for part, product in zip(others, self.other_products, strict=True):
+            hidden += product(np.asarray(part, dtype=np.float64)[:1])[0]
         return self.activation(hidden.astype(FLOAT)[None, :])

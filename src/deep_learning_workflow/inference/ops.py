@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .activations import FLOAT, KERAS_EPSILON, activation
+from .blocks import Block, BlockProduct
 
 
 class Impute:
@@ -133,16 +134,24 @@ class Concat:
 
 
 class Dense:
-    """``Dense``: activation(x @ kernel + bias)."""
+    """``Dense``: activation(x @ kernel + bias); with ``blocks``, the kernel is zero outside them (the merged
+    layers of an ensemble's members, :mod:`.stacking`) and only the blocks are multiplied."""
 
-    def __init__(self, kernel: np.ndarray, bias: np.ndarray | None, activation_name: Any) -> None:
+    def __init__(
+        self,
+        kernel: np.ndarray,
+        bias: np.ndarray | None,
+        activation_name: Any,
+        blocks: list[Block] | None = None,
+    ) -> None:
         self.kernel = np.asarray(kernel, dtype=FLOAT)
         self.bias = None if bias is None else np.asarray(bias, dtype=FLOAT)
         self.activation_name = activation_name or "linear"
         self.activation = activation(activation_name)
+        self.product = None if blocks is None else BlockProduct(self.kernel, blocks)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        out = x @ self.kernel
+        out = x @ self.kernel if self.product is None else self.product(x)
         if self.bias is not None:
             out += self.bias
         return self.activation(out)
@@ -245,6 +254,39 @@ class Add:
         for value in values[1:]:
             total = total + value
         return total
+
+
+class MemberMean:
+    """``Average`` of an ensemble's members stacked side by side: (n, members * c) -> (n, c), summed in order."""
+
+    def __init__(self, members: int) -> None:
+        self.members = members
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        stacked = x.reshape(x.shape[0], self.members, -1)
+        total = stacked[:, 0] + stacked[:, 1]
+        for member in range(2, self.members):
+            total += stacked[:, member]
+        return total / FLOAT(self.members)
+
+
+class SegmentSoftmax:
+    """A softmax over each consecutive segment of columns (the members' softmax heads side by side)."""
+
+    def __init__(self, widths: list[int]) -> None:
+        self.widths = list(widths)
+        self.bounds = np.cumsum([0, *widths]).tolist()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if len(set(self.widths)) == 1:
+            stacked = x.reshape(x.shape[0], len(self.widths), self.widths[0])
+            shifted = np.exp(stacked - stacked.max(axis=-1, keepdims=True))
+            shifted /= shifted.sum(axis=-1, keepdims=True)
+            return shifted.reshape(x.shape)
+        parts = [
+            x[:, start:stop] for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+        ]
+        return np.concatenate([activation("softmax")(part) for part in parts], axis=1)
 
 
 class Split:

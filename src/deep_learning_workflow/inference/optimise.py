@@ -7,6 +7,8 @@ Each keeps the outputs, up to float rounding (the parity check of :mod:`.engine`
 - dropout disappears; batch normalisation and activations fold into the ``Dense`` layer before them;
 - ``Dense`` layers reading one tensor (ensemble heads) share one product, and a TabM layer on one record per row
   becomes one ``Dense`` over its members' kernels side by side;
+- the heads of a seed ensemble run stacked: one periodic-embedding op, one block-structured ``Dense`` per layer
+  and a mean over the members (:mod:`.stacking`);
 - the first ``Dense`` layer is folded over the per-column branches that ``Concatenate`` joins
   (:class:`~.folded.FirstLayer`): a categorical column costs a dict look-up, a numeric column a few float
   operations.
@@ -30,6 +32,7 @@ from .ops import (
     Identity,
     Split,
 )
+from .stacking import stack_members
 from .text import LookupIndex
 
 
@@ -243,4 +246,5 @@ def optimise(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
     forward = _fold_affine(forward)
     forward = _expand_batch_ensembles(forward, probe)
     forward = _merge_parallel_dense(forward)
+    forward = stack_members(forward, probe)
     return fold_first_layer(forward, probe)

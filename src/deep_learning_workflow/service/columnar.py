@@ -2,9 +2,10 @@
 checked and converted by C loops (``map``, ``set``, ``list.count``) and NumPy, never a Python loop per record.
 
 Numeric columns become float64 arrays (``null`` -> NaN) with the range checked on the array; categorical columns
-map each value through the column's spelling table (one dict look-up per value in C), so a learned category, a
-number of a column learned as numbers (``1``, ``1.0``, ``true``) and ``null`` cost the same; only values the table
-lacks (unseen categories, other spellings) go through the per-value rules. Any problem returns None: the
+map each value through the column's code table (one dict look-up per value in C) to a
+:class:`~deep_learning_workflow.inference.optimise_batch.CodedColumn`, so a learned category, a number of a column
+learned as numbers (``1``, ``1.0``, ``true``) and ``null`` cost the same, and the model looks each distinct value
+up once; only values the table lacks (unseen categories, other spellings) go through the per-value rules. Any problem returns None: the
 record-by-record pass of :class:`~.validation.RecordValidator` then names each problem's record and field.
 """
 
@@ -15,10 +16,25 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deep_learning_workflow.inference.optimise_batch import MISSING, CodedColumn
+
 if TYPE_CHECKING:
     from .validation import RecordValidator
 
 NUMERIC, CATEGORICAL, TEXT = 0, 1, 2
+
+
+class CategoryCodes:
+    """A categorical column's values as codes: each raw spelling of a learned category (and ``None``) -> the
+    position of its model input text in ``texts`` (the learned categories, then ``""`` for missing)."""
+
+    def __init__(self, spellings: dict[Any, str], categories: frozenset[str]) -> None:
+        self.texts = [*sorted(categories), MISSING]
+        self.learned = len(categories) + 1  # codes from here on are categories training never saw
+        self.positions = {text: code for code, text in enumerate(self.texts)}
+        self.codes = {raw: self.positions[text] for raw, text in spellings.items()}
+
+
 KINDS = {"numeric": NUMERIC, "categorical": CATEGORICAL, "text": TEXT}
 
 _NONE = type(None)
@@ -37,13 +53,13 @@ def validate_columns(
     values: dict[str, Any] = {}
     unseen: dict[str, int] = {}
     missing: dict[str, int] = {}
-    for (name, kind, low, high, spellings, categories, convert), column in zip(
+    for (name, kind, low, high, _spellings, _categories, convert), column in zip(
         validator.plan, table, strict=True
     ):
         if kind == NUMERIC:
             converted = _numeric(column, low, high)
         elif kind == CATEGORICAL:
-            converted = _categorical(column, spellings, categories, convert)
+            converted = _categorical(column, validator.coding[name], convert)
         else:
             converted = _text(column)
         if converted is None:
@@ -95,29 +111,37 @@ def _numeric(
 
 
 def _categorical(
-    column: tuple[Any, ...], spellings: dict[Any, str], categories: frozenset[str], convert: Any
-) -> tuple[list[str], int, int] | None:
+    column: tuple[Any, ...], coding: CategoryCodes, convert: Any
+) -> tuple[CodedColumn, int, int] | None:
     try:
-        texts = list(map(spellings.get, column))
+        codes = np.fromiter(
+            map(coding.codes.get, column, repeat(-1)), dtype=np.intp, count=len(column)
+        )
     except TypeError:  # an unhashable value (a list, an object)
         return None
-    new = 0
-    if None in texts:
+    texts, new = coding.texts, 0
+    lacking = np.flatnonzero(codes < 0)
+    if lacking.size:
         # Values the table lacks: each distinct one through the per-value rules (and refused if invalid).
-        lacking = np.flatnonzero(np.equal(np.array(texts, dtype=object), None))
-        found: dict[Any, str] = {}
+        texts = list(texts)
+        positions = dict(coding.positions)
+        found: dict[Any, int] = {}
         for index in lacking.tolist():
             value = column[index]
-            text = found.get(value) if type(value) is str else None
-            if text is None:
+            code = found.get(value) if type(value) is str else None
+            if code is None:
                 text, problem = convert(value)
                 if problem is not None:
                     return None
+                code = positions.get(text)
+                if code is None:
+                    code = positions[text] = len(texts)
+                    texts.append(text)
                 if type(value) is str:
-                    found[value] = text
-            texts[index] = text
-            new += bool(text) and text not in categories
-    return texts, column.count(None), new
+                    found[value] = code
+            codes[index] = code
+            new += code >= coding.learned
+    return CodedColumn(codes, texts), column.count(None), new
 
 
 def _text(column: tuple[Any, ...]) -> tuple[list[str], int, int] | None:

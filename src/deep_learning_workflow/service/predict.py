@@ -2,8 +2,8 @@
 answer with orjson, and hand the prediction log one entry per request.
 
 No Request or Response objects and no pydantic: for a body the handler parses itself they cost more than the
-model. A batch goes through the columnar validator and the answer is built by C-level ``map`` calls, so no Python
-loop runs per record. When the log's queue is full the request waits for room before it is answered: overload
+model. A batch goes through the columnar validator and its answer is built from the score arrays
+(:mod:`.answers`), so no Python loop runs per record. When the log's queue is full the request waits for room before it is answered: overload
 slows answers down rather than losing log rows.
 """
 
@@ -15,11 +15,11 @@ import json
 import logging
 import time
 import uuid
-from itertools import repeat
 from typing import Any
 
 import orjson
 
+from .answers import predictions_json
 from .metrics import ServiceMetrics
 from .middleware import (
     MEDIA_TYPE_MESSAGE,
@@ -37,7 +37,6 @@ from .state import ServiceState
 from .validation import InvalidRecords
 
 logger = logging.getLogger(__name__)
-PREDICTION_KEYS = ("probability", "label", "probabilities")
 
 
 def parse_body(body: bytes) -> Any:
@@ -53,21 +52,6 @@ def parse_body(body: bytes) -> Any:
         return json.loads(body, parse_constant=float)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
-
-
-def batch_predictions(scores: Scores, classes: list[str]) -> list[dict[str, Any]]:
-    """``[{"probability", "label", "probabilities": {class: p}}]`` per record, built by C-level ``map`` calls."""
-    named = map(dict, map(zip, repeat(classes), scores.probabilities.tolist()))
-    return list(
-        map(
-            dict,
-            map(
-                zip,
-                repeat(PREDICTION_KEYS),
-                zip(scores.probability, scores.labels, named, strict=True),
-            ),
-        )
-    )
 
 
 class Predictor:
@@ -191,13 +175,14 @@ class Predictor:
             )
         head = {"request_id": request_id, "model_version": version.version, "variant": variant}
         if batch:
-            head["predictions"] = batch_predictions(scores, version.classes)
-        else:
-            head["probability"] = scores.probability[0]
-            head["label"] = scores.labels[0]
-            head["probabilities"] = dict(
-                zip(version.classes, scores.probabilities[0].tolist(), strict=True)
-            )
+            # The head's JSON with the predictions' JSON (built from the score arrays) as its last field.
+            predictions = predictions_json(scores, version.classes)
+            return 200, orjson.dumps(head)[:-1] + b',"predictions":' + predictions + b"}", entry
+        head["probability"] = scores.probability[0]
+        head["label"] = scores.labels[0]
+        head["probabilities"] = dict(
+            zip(version.classes, scores.probabilities[0].tolist(), strict=True)
+        )
         return 200, orjson.dumps(head), entry
 
     async def read_body(self, receive: Receive, send: Send) -> bytes | None:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from deep_learning_workflow.categories import category_text, numbers_only
 
-from .columnar import CATEGORICAL, KINDS, NUMERIC, validate_columns
+from .columnar import CATEGORICAL, KINDS, NUMERIC, CategoryCodes, validate_columns
 
 RangePolicy = Literal["margin", "finite"]
 FLOAT32_MAX = 3.4028234663852886e38
@@ -226,6 +226,11 @@ class RecordValidator:
             )
             for checker in self.checkers
         ]
+        self.coding = {
+            checker.name: CategoryCodes(checker.spellings, checker.categories)
+            for checker in self.checkers
+            if isinstance(checker, _Categorical)
+        }
         getter = operator.itemgetter(*self.features)
         # itemgetter of one name returns the value itself, of several a tuple: always a tuple here.
         self.getter = getter if len(self.features) > 1 else lambda record: (getter(record),)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,7 +37,10 @@ from .scoring_settings import ScoringSettings
 logger = logging.getLogger(__name__)
 
 Forward = Callable[[dict[str, Any]], np.ndarray]
+PART_ROWS = 8192
+"""Fewer rows than twice this are scored on one thread."""
 SAMPLE_KEY = "__sample_key"
+_DONE = object()
 POSITION = "__position"
 
 
@@ -45,6 +50,36 @@ def compile_forward(serving_bundle: ServingBundle) -> tuple[Forward, str]:
     probe = probe_columns({name: schema[name] for name in serving_bundle.features})
     chosen = compile_engine(serving_bundle.model, probe, label="Batch scoring")
     return chosen.forward, chosen.name
+
+
+def prepare_chunk(
+    chunk: pd.DataFrame, serving_bundle: ServingBundle, first_row: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One chunk of raw records validated, and as the forward pass's inputs.
+
+    Raises:
+        ValueError: as :func:`~.scoring.validate_scoring_batch`, naming the chunk's rows.
+    """
+    try:
+        validated = validate_scoring_batch(chunk, serving_bundle)
+    except ValueError as error:
+        raise ValueError(f"{error} (rows {first_row} to {first_row + len(chunk) - 1})") from None
+    # Categorical columns as codes: the engine looks each distinct value up once per chunk.
+    return validated, coded_inputs(validated, serving_bundle.roles)
+
+
+def score_prepared(
+    validated: pd.DataFrame,
+    inputs: dict[str, Any],
+    serving_bundle: ServingBundle,
+    forward: Forward,
+    first_row: int,
+) -> pd.DataFrame:
+    """The predictions of a prepared chunk (as :func:`~.scoring.score_batch` makes them)."""
+    probabilities = np.asarray(forward(inputs), dtype="float64")
+    # As in predict_probabilities: float32 rows sum to 1 only within ~1e-7.
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    return predictions_frame(validated, probabilities, serving_bundle, first_row)
 
 
 def score_chunk(
@@ -58,16 +93,71 @@ def score_chunk(
     Raises:
         ValueError: as :func:`~.scoring.validate_scoring_batch`, naming the chunk's rows.
     """
+    validated, inputs = prepare_chunk(chunk, serving_bundle, first_row)
+    return validated, score_prepared(validated, inputs, serving_bundle, forward, first_row)
+
+
+def prepared_chunks(
+    chunks: Iterator[pd.DataFrame], serving_bundle: ServingBundle
+) -> Iterator[tuple[int, pd.DataFrame, dict[str, Any]]]:
+    """(first row, validated chunk, inputs) of each chunk."""
+    first_row = 0
+    for chunk in chunks:
+        validated, inputs = prepare_chunk(chunk, serving_bundle, first_row)
+        yield first_row, validated, inputs
+        first_row += len(chunk)
+
+
+class ThreadedForward:
+    """A forward pass that scores a chunk as ``threads`` parts of rows at once (NumPy and TensorFlow release the
+    GIL while they compute), with NumPy's BLAS on one thread per part so the parts do not oversubscribe the cores.
+    """
+
+    def __init__(self, forward: Forward, threads: int) -> None:
+        self.forward = forward
+        self.threads = threads
+        self._executor = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def __call__(self, inputs: dict[str, Any]) -> np.ndarray:
+        rows = len(next(iter(inputs.values())))
+        if self._executor is None or rows < 2 * PART_ROWS:
+            return self.forward(inputs)
+        bounds = np.linspace(0, rows, self.threads + 1).astype(int).tolist()
+        parts = [
+            {name: values[start:stop] for name, values in inputs.items()}
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        return np.concatenate(list(self._executor.map(self.forward, parts)))
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """NumPy's BLAS on one thread while scoring (threadpoolctl comes with scikit-learn; without it, no limit)."""
     try:
-        validated = validate_scoring_batch(chunk, serving_bundle)
-    except ValueError as error:
-        raise ValueError(f"{error} (rows {first_row} to {first_row + len(chunk) - 1})") from None
-    # Categorical columns as codes: the engine looks each distinct value up once per chunk.
-    inputs = coded_inputs(validated, serving_bundle.roles)
-    probabilities = np.asarray(forward(inputs), dtype="float64")
-    # As in predict_probabilities: float32 rows sum to 1 only within ~1e-7.
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-    return validated, predictions_frame(validated, probabilities, serving_bundle, first_row)
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
+    """The items of ``chunks``, the next one made on a thread while the current one is used (reading, validating
+    and coding the next chunk overlaps scoring this one). An error while making one is raised here, where the item
+    would have come."""
+    with ThreadPoolExecutor(1) as reader:
+        pending = reader.submit(next, chunks, _DONE)
+        while True:
+            chunk = pending.result()
+            if chunk is _DONE:
+                return
+            pending = reader.submit(next, chunks, _DONE)
+            yield chunk
 
 
 def _keep_sample(
@@ -78,11 +168,12 @@ def _keep_sample(
     size: int,
 ) -> pd.DataFrame:
     """The ``size`` rows with the smallest random keys so far (a uniform sample without replacement)."""
-    candidates = validated.assign(
-        **{SAMPLE_KEY: keys, POSITION: np.arange(first_row, first_row + len(validated))}
-    )
+    positions = np.arange(first_row, first_row + len(validated))
     if sample is not None and len(sample) >= size:
-        candidates = candidates[candidates[SAMPLE_KEY] < sample[SAMPLE_KEY].max()]
+        # Only rows that can enter a full sample are copied: few, once the sample is full.
+        chosen = keys < sample[SAMPLE_KEY].max()
+        validated, keys, positions = validated[chosen], keys[chosen], positions[chosen]
+    candidates = validated.assign(**{SAMPLE_KEY: keys, POSITION: positions})
     merged = candidates if sample is None else pd.concat([sample, candidates], ignore_index=True)
     return merged.nsmallest(size, SAMPLE_KEY) if len(merged) > size else merged
 
@@ -114,28 +205,49 @@ def score_in_process(
     Returns:
         The staged predictions and the drift sample, as :func:`~.batch_scoring.score_scoring_batch` returns them.
     """
-    forward, chosen = compile_forward(serving_bundle)
-    logger.info("Scoring in chunks of %d rows (engine: %s).", settings.chunk_rows, chosen)
+    compiled, chosen = compile_forward(serving_bundle)
+    threads = settings.threads or os.cpu_count() or 1
+    forward = ThreadedForward(compiled, threads)
+    logger.info(
+        "Scoring in chunks of %d rows on %d threads (engine: %s).",
+        settings.chunk_rows,
+        threads,
+        chosen,
+    )
     handle, staged = tempfile.mkstemp(prefix="predictions.partial-", suffix=".parquet")
     os.close(handle)
     writer = ParquetChunkWriter(staged)
-    random = np.random.default_rng(settings.seed)
-    sample = None
     try:
-        for chunk in iter_chunks(
-            scoring_batch, settings.chunk_rows, needed_columns(serving_bundle)
-        ):
-            validated, predictions = score_chunk(chunk, serving_bundle, forward, writer.rows)
-            keys = random.random(len(validated))
-            sample = _keep_sample(sample, validated, keys, writer.rows, settings.drift_sample_rows)
-            writer.write(predictions)
+        with one_blas_thread():
+            sample = _score_chunks(scoring_batch, serving_bundle, settings, forward, writer)
         if writer.rows == 0:
             raise ValueError("Dataset 'scoring_batch' has no records to score.")
         result = writer.close()
     except BaseException:
         writer.abort()
         raise
+    finally:
+        forward.close()
     return result, sample_in_order(sample)
+
+
+def _score_chunks(
+    scoring_batch: pd.DataFrame | TableSource,
+    serving_bundle: ServingBundle,
+    settings: ScoringSettings,
+    forward: Forward,
+    writer: ParquetChunkWriter,
+) -> pd.DataFrame | None:
+    """Score every chunk into ``writer``; the drift sample."""
+    random = np.random.default_rng(settings.seed)
+    sample = None
+    chunks = iter_chunks(scoring_batch, settings.chunk_rows, needed_columns(serving_bundle))
+    for first_row, validated, inputs in prefetched(prepared_chunks(chunks, serving_bundle)):
+        predictions = score_prepared(validated, inputs, serving_bundle, forward, first_row)
+        keys = random.random(len(validated))
+        sample = _keep_sample(sample, validated, keys, first_row, settings.drift_sample_rows)
+        writer.write(predictions)
+    return sample
 
 
 def sample_in_order(sample: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,10 @@ class ScoringSettings(Parameters):
     chunk_rows: PositiveInt = Field(
         200_000, description="Rows read, validated and scored at a time (memory grows with it)"
     )
+    threads: PositiveInt | None = Field(
+        None,
+        description="local: threads scoring parts of a chunk at once (null: the machine's cores)",
+    )
     engine: Literal["local", "dask"] = Field(
         "local",
         description="local: this process; dask: one task per chunk on a dask.distributed cluster",
