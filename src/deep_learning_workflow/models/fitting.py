@@ -34,6 +34,7 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingResult",
     "balanced_sample_weights",
+    "build_seeded_parts",
     "check_finite_training",
     "compile_model",
     "distribution_strategy",
@@ -46,6 +47,7 @@ __all__ = [
     "multi_worker_strategy",
     "set_seed",
     "train_model",
+    "training_result",
 ]
 
 
@@ -195,11 +197,7 @@ def train_model(
     encode_labels(val[roles.target], classes, "val")
     preprocessing = fit_preprocessing(train, roles, params)
 
-    set_seed(seed)
-    with distribution_strategy(params.distribution).scope():
-        parts = build_model_parts(preprocessing, roles, params, len(classes))
-        transfer.warm_start(parts, roles, params, transfer_sources)
-
+    parts = build_seeded_parts(preprocessing, roles, params, len(classes), seed, transfer_sources)
     fitted = fit_head(
         parts,
         fit_frame,
@@ -214,12 +212,39 @@ def train_model(
         augment_with=preprocessing,
         verbose=verbose,
     )
-    history = fitted.history
-    model = parts.model
-    check_finite_training(history, model, params, seed)
+    return training_result(parts, fitted, classes, roles, preprocessing, params, seed)
+
+
+def build_seeded_parts(
+    preprocessing: Any,
+    roles: ColumnRoles,
+    params: ModellingParams,
+    n_classes: int,
+    seed: int,
+    transfer_sources: Any = None,
+) -> Any:
+    """The model's parts built under ``seed`` in the distribution strategy's scope, warm-started when asked."""
+    set_seed(seed)
+    with distribution_strategy(params.distribution).scope():
+        parts = build_model_parts(preprocessing, roles, params, n_classes)
+        transfer.warm_start(parts, roles, params, transfer_sources)
+    return parts
+
+
+def training_result(  # noqa: PLR0913 - the pieces one training run returns
+    parts: Any,
+    fitted: HeadFit,
+    classes: list[str],
+    roles: ColumnRoles,
+    preprocessing: Any,
+    params: ModellingParams,
+    seed: int,
+) -> TrainingResult:
+    """The :class:`TrainingResult` of a fitted head, once its losses and weights are checked finite."""
+    check_finite_training(fitted.history, parts.model, params, seed)
     return TrainingResult(
-        model,
-        history,
+        parts.model,
+        fitted.history,
         fitted.best_epoch,
         classes,
         roles,

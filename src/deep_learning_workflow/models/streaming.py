@@ -31,16 +31,13 @@ import pandas as pd
 from deep_learning_workflow.columns import ColumnRoles, target_labels
 from deep_learning_workflow.metrics import positive_index
 
-from . import transfer
-from .builder import build_model_parts
 from .fitting import (
     HeadFit,
     TrainingResult,
-    check_finite_training,
+    build_seeded_parts,
     compile_model,
-    distribution_strategy,
-    set_seed,
     train_model,
+    training_result,
 )
 from .labels import encode_labels
 from .patience import early_stopping, monitored_metric
@@ -170,10 +167,7 @@ def train_streaming_model(  # noqa: PLR0913
     preprocessing = fit_preprocessing(sample, roles, params)
     del sample
 
-    set_seed(seed)
-    with distribution_strategy(params.distribution).scope():
-        parts = build_model_parts(preprocessing, roles, params, len(classes))
-        transfer.warm_start(parts, roles, params, transfer_sources)
+    parts = build_seeded_parts(preprocessing, roles, params, len(classes), seed, transfer_sources)
     fit_name = "train" if fit_on is None else "train_balanced"
     fitted = fit_head_streaming(
         parts,
@@ -188,18 +182,7 @@ def train_streaming_model(  # noqa: PLR0913
         callbacks=callbacks,
         verbose=verbose,
     )
-    check_finite_training(fitted.history, parts.model, params, seed)
-    return TrainingResult(
-        parts.model,
-        fitted.history,
-        fitted.best_epoch,
-        classes,
-        roles,
-        preprocessing,
-        parts.preprocessor,
-        parts.head,
-        fitted.patience,
-    )
+    return training_result(parts, fitted, classes, roles, preprocessing, params, seed)
 
 
 class StreamPlan(NamedTuple):
