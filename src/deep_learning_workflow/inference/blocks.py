@@ -2,7 +2,9 @@
 reads only its own rows and writes only its own columns.
 
 Multiplying by the dense kernel would cost the zero blocks too, and would let a NaN in one member's input reach
-the other members' outputs (``0 * NaN``), which the separate layers never do; the blocks are multiplied alone.
+the other members' outputs (``0 * NaN``), which the separate layers never do; the blocks are multiplied alone. One
+finite row is the exception: there a product per block costs more in calls than the zeros cost in arithmetic, and
+a finite value times zero adds an exact zero.
 """
 
 from __future__ import annotations
@@ -60,6 +62,10 @@ class BlockProduct:
             for r0, r1, c0, c1 in self.blocks
         ]
         self.columns = self.kernel.shape[1]
+        # The kernel with exact zeros outside the blocks, for single rows.
+        self._dense = np.zeros_like(self.kernel)
+        for r0, r1, c0, c1, part in self.parts:
+            self._dense[r0:r1, c0:c1] = part
 
     def rows(self, start: int, stop: int) -> BlockProduct:
         """The product by the kernel's rows ``start:stop`` (the blocks cut to them)."""
@@ -71,6 +77,8 @@ class BlockProduct:
         return BlockProduct(self.kernel[start:stop], blocks)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] == 1 and x.dtype == FLOAT and np.isfinite(x).all():
+            return x @ self._dense
         out = np.zeros((x.shape[0], self.columns), dtype=np.result_type(x.dtype, FLOAT))
         for r0, r1, c0, c1, part in self.parts:
             out[:, c0:c1] += x[:, r0:r1] @ part

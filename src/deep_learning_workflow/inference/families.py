@@ -15,6 +15,9 @@ import numpy as np
 
 from .activations import FLOAT, activation
 
+_ROW_KERNEL_VALUES = 1 << 18
+"""Largest block-diagonal kernel (values) a periodic embedding keeps for single records (1 MB in float32)."""
+
 
 class PeriodicEmbedding:
     """(n, features) -> (n, groups * d): each group's periodic embedding of its feature, flattened group by group.
@@ -48,6 +51,25 @@ class PeriodicEmbedding:
         k = self.frequencies.shape[1]
         self._cos_kernel = np.ascontiguousarray(self.kernel[:, :k])
         self._sin_kernel = np.ascontiguousarray(self.kernel[:, k:])
+        # One record: the groups' angles as one row, projected by block-diagonal kernels (one product each for the
+        # cosines and the sines instead of a stacked product per group), when those kernels stay small.
+        self._row = None
+        width = self.kernel.shape[-1]
+        if groups * k * groups * width <= _ROW_KERNEL_VALUES:
+            cos_kernel = np.zeros((groups * k, groups * width), dtype=FLOAT)
+            sin_kernel = np.zeros_like(cos_kernel)
+            for group in range(groups):
+                rows = slice(group * k, (group + 1) * k)
+                columns = slice(group * width, (group + 1) * width)
+                cos_kernel[rows, columns] = self._cos_kernel[group]
+                sin_kernel[rows, columns] = self._sin_kernel[group]
+            self._row = (
+                np.repeat(self.sources, k),
+                self.frequencies.reshape(-1),
+                cos_kernel,
+                sin_kernel,
+                self.bias.reshape(1, -1),
+            )
 
     @classmethod
     def merged(cls, parts: list[PeriodicEmbedding]) -> PeriodicEmbedding:
@@ -63,6 +85,13 @@ class PeriodicEmbedding:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=FLOAT)
         rows = x.shape[0]
+        if rows == 1 and self._row is not None:
+            sources, frequencies, cos_kernel, sin_kernel, bias = self._row
+            angles = x[:, sources] * frequencies
+            projected = np.cos(angles) @ cos_kernel
+            projected += np.sin(angles, out=angles) @ sin_kernel
+            projected += bias
+            return np.maximum(projected, FLOAT(0), out=projected)
         groups = self.frequencies.shape[0]
         width = self.kernel.shape[-1]
         # Angles (groups, n, k): group-major, so each group's projection is one matrix of a stacked matmul.

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .folded import FirstLayer, TabulatedLookup
+from .folded import FirstLayer, NumericColumns, TabulatedLookup
 from .forward import Forward, Step, step_inputs
 from .ops import Clip, Concat, Dense, Identity, Impute, MissingFlag, Normalize
 from .quantile import QuantileScore
@@ -161,3 +161,30 @@ def fold_first_layer(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
     kept = [s for s in steps[:position] if id(s) not in removed]
     kept += [step] + [s for s in steps[position:] if id(s) not in removed]
     return Forward(forward.inputs, kept, forward.output, forward.slots)
+
+
+def fuse_numeric_columns(forward: Forward) -> Forward:
+    """Replace a ``Concatenate`` of numeric columns' element-wise chains (the input of a periodic embedding) by
+    one :class:`NumericColumns` op on the raw columns."""
+    steps = list(forward.steps)
+    numeric = {slot for slot, kind in forward.inputs.values() if kind == "numeric"}
+    for concat in list(steps):
+        if type(concat.op) is not Concat or concat.op.axis not in (-1, 1):
+            continue
+        consumers = consumers_of(steps)
+        producer = {slot: step for step in steps for slot in step.outputs}
+        parts = concat.args[0]
+        chains = [_numeric_chain(slot, producer, consumers, numeric) for slot in parts]
+        if any(
+            chain is None or (slot not in numeric and consumers.get(slot) != [concat])
+            for slot, chain in zip(parts, chains, strict=True)
+        ):
+            continue
+        sources = list(dict.fromkeys(source for source, _, _ in chains))
+        fused = NumericColumns(
+            [ops for _, ops, _ in chains], [sources.index(source) for source, _, _ in chains]
+        )
+        removed = {id(step) for _, _, chain_steps in chains for step in chain_steps}
+        step = Step(fused, [sources], None, concat.outputs, concat.name)
+        steps = [step if s is concat else s for s in steps if id(s) not in removed]
+    return Forward(forward.inputs, steps, forward.output, forward.slots)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .activations import FLOAT
-from .folded import FirstLayer, TabulatedLookup
+from .folded import FirstLayer, NumericColumns, TabulatedLookup
 
 ROW_BLOCK = 2048
 """Rows a large batch is run in at a time (the widest values of a block fit in the CPU's cache)."""
@@ -61,9 +61,13 @@ class Forward:
         for step in steps:
             for slot in step_inputs(step):
                 consumers.setdefault(slot, []).append(step.op)
-        # Numeric columns only a FirstLayer reads stay Python lists (it converts them itself).
+        # Numeric columns only a FirstLayer or NumericColumns reads stay Python lists (they convert them).
         self._numeric = [
-            (column, slot, all(isinstance(op, FirstLayer) for op in consumers.get(slot, [])))
+            (
+                column,
+                slot,
+                all(isinstance(op, FirstLayer | NumericColumns) for op in consumers.get(slot, [])),
+            )
             for column, (slot, kind) in inputs.items()
             if kind == "numeric"
         ]

@@ -7,6 +7,7 @@ element-wise numeric ops also have a ``scalar`` method, used by :class:`~.folded
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -263,6 +264,15 @@ class MemberMean:
         self.members = members
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] == 1:
+            # One record: a few Python floats (summed in member order, as below) cost less than four NumPy calls.
+            row = x[0].tolist()
+            width = len(row) // self.members
+            means = [
+                sum(row[member * width + column] for member in range(self.members)) / self.members
+                for column in range(width)
+            ]
+            return np.array([means], dtype=FLOAT)
         stacked = x.reshape(x.shape[0], self.members, -1)
         total = stacked[:, 0] + stacked[:, 1]
         for member in range(2, self.members):
@@ -278,6 +288,15 @@ class SegmentSoftmax:
         self.bounds = np.cumsum([0, *widths]).tolist()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] == 1:
+            # One record: each segment's softmax on Python floats, as the softmax activation does for one row.
+            row, out = x[0].tolist(), []
+            for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+                top = max(row[start:stop])
+                exps = [math.exp(value - top) for value in row[start:stop]]
+                total = sum(exps)
+                out += [value / total for value in exps]
+            return np.array([out], dtype=FLOAT)
         if len(set(self.widths)) == 1:
             stacked = x.reshape(x.shape[0], len(self.widths), self.widths[0])
             shifted = np.exp(stacked - stacked.max(axis=-1, keepdims=True))

@@ -11,7 +11,9 @@ Each keeps the outputs, up to float rounding (the parity check of :mod:`.engine`
   and a mean over the members (:mod:`.stacking`);
 - the first ``Dense`` layer is folded over the per-column branches that ``Concatenate`` joins
   (:class:`~.folded.FirstLayer`): a categorical column costs a dict look-up, a numeric column a few float
-  operations.
+  operations;
+- the numeric columns that feed a periodic embedding go through their chains in one op
+  (:class:`~.folded.NumericColumns`), on Python floats for one record.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from .activations import FLOAT
 from .families import BatchEnsembleDense, Members
-from .first_layer import consumers_of, fold_first_layer
+from .first_layer import consumers_of, fold_first_layer, fuse_numeric_columns
 from .folded import TabulatedLookup
 from .forward import Forward, Step, step_inputs
 from .ops import (
@@ -247,4 +249,5 @@ def optimise(forward: Forward, probe: dict[str, list[Any]]) -> Forward:
     forward = _expand_batch_ensembles(forward, probe)
     forward = _merge_parallel_dense(forward)
     forward = stack_members(forward, probe)
-    return fold_first_layer(forward, probe)
+    forward = fold_first_layer(forward, probe)
+    return fuse_numeric_columns(forward)
