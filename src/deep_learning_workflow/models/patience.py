@@ -53,9 +53,10 @@ def early_stopping(
 ) -> Any:
     """The early-stopping callback of ``params:modelling.early_stopping`` (best weights restored), or None when off.
 
-    Epochs tied on the monitored metric (a saturated ROC-AUC of 1.0) are told apart by the validation loss
-    (:class:`.stopping.TieBreakingEarlyStopping`). ``val_labels`` (one-hot) resolve ``patience: auto`` (see
-    :func:`early_stopping_patience`).
+    Epochs tied on the monitored metric (a saturated ROC-AUC of 1.0) are told apart by the validation loss, and the
+    epoch restored is the best on the metric among those whose validation loss is within
+    ``early_stopping.loss_tolerance`` of the lowest (:class:`.stopping.TieBreakingEarlyStopping`). ``val_labels``
+    (one-hot) resolve ``patience: auto`` (see :func:`early_stopping_patience`).
     """
     from .stopping import TieBreakingEarlyStopping
 
@@ -63,6 +64,7 @@ def early_stopping(
         return None
     return TieBreakingEarlyStopping(
         tie_breaker="val_loss",
+        loss_tolerance=params.early_stopping.loss_tolerance,
         monitor=monitor,
         mode=mode,
         patience=early_stopping_patience(params, val_labels),

@@ -139,6 +139,14 @@ class EarlyStoppingParams(Parameters):
         "shrinks as 1 / sqrt(n))",
     )
     min_delta: NonNegativeFloat = 0.0
+    loss_tolerance: float | None = Field(
+        0.05,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="The epoch restored is the best on the watched metric among the epochs whose loss on the same "
+        "rows is within this share of the run's lowest (a ranking score on few positive rows can favour an epoch "
+        "the loss shows is still far from trained); null: the best epoch on the metric alone",
+    )
     holdout: float = Field(
         0.15,
         ge=0.0,

@@ -61,6 +61,9 @@ def test_the_shipped_default_is_auto():
         ({"patience": "long"}, "patience"),
         ({"min_patience": 8, "max_patience": 4}, "min_patience"),
         ({"reference_rows": 0}, "reference_rows"),
+        ({"loss_tolerance": -0.05}, "loss_tolerance"),
+        ({"loss_tolerance": "small"}, "loss_tolerance"),
+        ({"loss_tolerance": float("inf")}, "loss_tolerance"),
     ],
 )
 def test_bad_patience_settings_are_refused_naming_the_key(settings, message):

@@ -91,6 +91,19 @@ def test_the_streamed_model_scores_validation_like_the_model_trained_in_memory(t
     assert streamed_score == pytest.approx(memory_score, abs=0.03)
 
 
+def test_streamed_training_restores_the_epoch_the_loss_tolerance_chooses(tmp_path, tables):
+    train, val = tables
+    _, history, report = _train(
+        tmp_path, train, val, min_rows=1000, early_stopping={"patience": 3, "loss_tolerance": 0.01}
+    )
+    assert report["streamed"] is True
+    metric, loss = history["history"]["val_pr_auc"], history["history"]["val_loss"]
+    # The best holdout PR-AUC among the epochs whose holdout loss is within 1% of the lowest (1-based).
+    eligible = [epoch for epoch in range(len(loss)) if loss[epoch] <= min(loss) * 1.01]
+    chosen = max(eligible, key=lambda epoch: (metric[epoch], -loss[epoch], -epoch))
+    assert history["best_epoch"] == chosen + 1
+
+
 def test_the_streamed_holdout_is_the_same_rows_whatever_the_chunk_size():
     positions = np.arange(10_000)
     whole = row_draws(7, positions)
