@@ -11,8 +11,48 @@ PROJECT_PATH = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# Keras and TensorFlow start quietly and use both cores in a predictable way.
+# Keras and TensorFlow start quietly.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist the workers are processes that share the cores: each gets its share of threads.
+
+    TensorFlow, OpenMP (scikit-learn, oneDNN) and OpenBLAS each start a thread per core in every process by
+    default, so two workers on two cores run eight compute threads that preempt one another, and OpenMP's threads
+    spin while they wait. Set here, before anything imports those libraries, and inherited by the ``kedro``
+    processes the tests start; a variable the caller set is kept.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = str(max(1, (cores or 1) // workers))
+    for name in (
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+    ):
+        os.environ.setdefault(name, threads)
+
+
+_share_the_cores()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _log_file_outside_the_checkout(tmp_path_factory) -> None:
+    """Kedro configures this process's logging from conf/logging.yml of the working folder, the checkout, whose
+    ``info.log`` is relative to it: the in-process tests would append to the checkout's info.log, one file that
+    every pytest-xdist worker writes and rotates on its own. This process writes it in its temporary folder; the
+    ``kedro`` processes the tests start still write theirs in their project copies."""
+    from kedro.framework.project import LOGGING
+
+    handler = LOGGING.data.get("handlers", {}).get("info_file_handler")
+    if handler is not None and not Path(handler["filename"]).is_absolute():
+        handler["filename"] = str(tmp_path_factory.getbasetemp() / handler["filename"])
+        LOGGING.configure(LOGGING.data)
 
 
 @pytest.fixture(scope="session")
