@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -41,18 +42,44 @@ def _share_the_cores() -> None:
 _share_the_cores()
 
 
+def _import_kedro_without_the_checkouts_log_file() -> None:
+    """Kedro configures logging once, when ``kedro.framework.project`` is first imported, from conf/logging.yml of
+    the working folder, the checkout, whose ``info.log`` is relative to it: every process of the suite (each
+    pytest-xdist worker) would write and rotate the checkout's info.log on its own. Imported here under Kedro's own
+    console-only configuration; ``_log_file_outside_the_checkout`` then applies the project's."""
+    import importlib.util
+
+    if os.environ.get("KEDRO_LOGGING_CONFIG"):
+        return
+    spec = importlib.util.find_spec("kedro.framework.project")
+    if spec is None or spec.origin is None:
+        return
+    os.environ["KEDRO_LOGGING_CONFIG"] = str(Path(spec.origin).parent / "default_logging.yml")
+    # Kedro says which configuration it used: not worth a console line at every start.
+    logging.disable(logging.INFO)
+    try:
+        import kedro.framework.project  # noqa: F401
+    finally:
+        logging.disable(logging.NOTSET)
+        del os.environ["KEDRO_LOGGING_CONFIG"]
+
+
+_import_kedro_without_the_checkouts_log_file()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _log_file_outside_the_checkout(tmp_path_factory) -> None:
-    """Kedro configures this process's logging from conf/logging.yml of the working folder, the checkout, whose
-    ``info.log`` is relative to it: the in-process tests would append to the checkout's info.log, one file that
-    every pytest-xdist worker writes and rotates on its own. This process writes it in its temporary folder; the
-    ``kedro`` processes the tests start still write theirs in their project copies."""
+    """This process logs as conf/logging.yml says, its ``info.log`` in the process's temporary folder. (A process
+    that a test starts logs as its working folder says: a ``kedro`` run in its project copy.)"""
+    if os.environ.get("KEDRO_LOGGING_CONFIG"):
+        return  # the caller's own configuration
+    import yaml
     from kedro.framework.project import LOGGING
 
-    handler = LOGGING.data.get("handlers", {}).get("info_file_handler")
-    if handler is not None and not Path(handler["filename"]).is_absolute():
-        handler["filename"] = str(tmp_path_factory.getbasetemp() / handler["filename"])
-        LOGGING.configure(LOGGING.data)
+    config = yaml.safe_load((PROJECT_PATH / "conf" / "logging.yml").read_text())
+    handler = config["handlers"]["info_file_handler"]
+    handler["filename"] = str(tmp_path_factory.getbasetemp() / handler["filename"])
+    LOGGING.configure(config)
 
 
 @pytest.fixture(scope="session")
