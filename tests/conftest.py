@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,8 +12,74 @@ PROJECT_PATH = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# Keras and TensorFlow start quietly and use both cores in a predictable way.
+# Keras and TensorFlow start quietly.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist the workers are processes that share the cores: each gets its share of threads.
+
+    TensorFlow, OpenMP (scikit-learn, oneDNN) and OpenBLAS each start a thread per core in every process by
+    default, so two workers on two cores run eight compute threads that preempt one another, and OpenMP's threads
+    spin while they wait. Set here, before anything imports those libraries, and inherited by the ``kedro``
+    processes the tests start; a variable the caller set is kept.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = str(max(1, (cores or 1) // workers))
+    for name in (
+        "TF_NUM_INTRAOP_THREADS",
+        "TF_NUM_INTEROP_THREADS",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+    ):
+        os.environ.setdefault(name, threads)
+
+
+_share_the_cores()
+
+
+def _import_kedro_without_the_checkouts_log_file() -> None:
+    """Kedro configures logging once, when ``kedro.framework.project`` is first imported, from conf/logging.yml of
+    the working folder, the checkout, whose ``info.log`` is relative to it: every process of the suite (each
+    pytest-xdist worker) would write and rotate the checkout's info.log on its own. Imported here under Kedro's own
+    console-only configuration; ``_log_file_outside_the_checkout`` then applies the project's."""
+    import importlib.util
+
+    if os.environ.get("KEDRO_LOGGING_CONFIG"):
+        return
+    spec = importlib.util.find_spec("kedro.framework.project")
+    if spec is None or spec.origin is None:
+        return
+    os.environ["KEDRO_LOGGING_CONFIG"] = str(Path(spec.origin).parent / "default_logging.yml")
+    # Kedro says which configuration it used: not worth a console line at every start.
+    logging.disable(logging.INFO)
+    try:
+        import kedro.framework.project  # noqa: F401
+    finally:
+        logging.disable(logging.NOTSET)
+        del os.environ["KEDRO_LOGGING_CONFIG"]
+
+
+_import_kedro_without_the_checkouts_log_file()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _log_file_outside_the_checkout(tmp_path_factory) -> None:
+    """This process logs as conf/logging.yml says, its ``info.log`` in the process's temporary folder. (A process
+    that a test starts logs as its working folder says: a ``kedro`` run in its project copy.)"""
+    if os.environ.get("KEDRO_LOGGING_CONFIG"):
+        return  # the caller's own configuration
+    import yaml
+    from kedro.framework.project import LOGGING
+
+    config = yaml.safe_load((PROJECT_PATH / "conf" / "logging.yml").read_text())
+    handler = config["handlers"]["info_file_handler"]
+    handler["filename"] = str(tmp_path_factory.getbasetemp() / handler["filename"])
+    LOGGING.configure(config)
 
 
 @pytest.fixture(scope="session")

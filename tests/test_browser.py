@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from tests.browser import chromium, distinct_colours, dom, screenshot
 from tests.conftest import run_kedro
+from tests.ports import free_port
 from tests.test_kedro_viz import DEFAULT_GROUPS
 
 
@@ -22,12 +22,6 @@ def _drawn(page: str, kind: str) -> set[str]:
     """The full names of the graph nodes of one kind (``task``, ``data``, ``modularPipeline``) a page draws."""
     pattern = rf'data-node-type="{kind}" data-node-fullname="([^"]+)"'
     return set(re.findall(pattern, page))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -49,7 +43,7 @@ def test_kedro_viz_static_site_shows_nodes_when_served(project_copy):
     chromium()
     result = run_kedro(project_copy, "viz", "build", "--include-previews")
     assert result.returncode == 0, result.stdout[-2000:]
-    port = _free_port()
+    port = free_port()
     # The documented way to open the site: serve the folder over HTTP.
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", "build"],

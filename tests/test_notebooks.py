@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import copy_project, run_kedro
+from tests.ports import free_port
 
 NOTEBOOKS = ("exploratory_analysis", "model_diagnostics")
 
@@ -64,14 +65,6 @@ def test_notebook_runs_without_errors(project_after_test_run, name):
     assert any(output.output_type == "execute_result" for output in code[-1].outputs)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_kedro_jupyter_lab_starts_and_serves_its_api(project_copy):
     import importlib.util
@@ -85,7 +78,7 @@ def test_kedro_jupyter_lab_starts_and_serves_its_api(project_copy):
 
     if importlib.util.find_spec("jupyterlab") is None:
         pytest.skip('jupyterlab is not installed: pip install -e ".[notebooks]"')
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "kedro", "jupyter", "lab", "--no-browser", "--port", str(port)]
     command += ["--ServerApp.ip=127.0.0.1", "--IdentityProvider.token="]
     if hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -8,7 +8,6 @@ in MLflow's store, not in any file under data/.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +15,9 @@ import pytest
 
 from .conftest import data_state, run_kedro
 from .fake_postgres import PasswordRefusingServer
+from .ports import free_port
 
 SENTINEL = "S3ntinel-Pa55"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def files_holding(project: Path, secret: str) -> list[str]:
@@ -71,7 +65,7 @@ def failing_run(project: Path, port: int, monkeypatch) -> str:
 
 @pytest.mark.slow
 def test_unreachable_databases(project_copy, monkeypatch):
-    output = failing_run(project_copy, closed_port(), monkeypatch)
+    output = failing_run(project_copy, free_port(), monkeypatch)
     assert "Connection refused" in output
 
 

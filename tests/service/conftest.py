@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -103,12 +102,6 @@ def coverage_bundle(bundle_dir) -> Path:
     path = bundle_dir / "coverage"
     write_bundle(path, model, bundle_metadata(model, train, COVERAGE_ROLES))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ThreadServer:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import traceback
 import uuid
 
@@ -13,14 +12,9 @@ import sqlalchemy as sa
 from deep_learning_workflow.service.metrics import ServiceMetrics
 from deep_learning_workflow.service.prediction_log import PredictionLogWriter, read_logged_records
 from tests.fake_postgres import PasswordRefusingServer
+from tests.ports import free_port
 
 SENTINEL = "S3ntinel-Pa55"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_failure(url: str) -> RuntimeError:
@@ -42,7 +36,7 @@ def assert_clear_and_redacted(error: BaseException, shown: str, reason: str, log
 
 def test_an_unreachable_log_database(caplog):
     caplog.set_level(logging.DEBUG)
-    port = closed_port()
+    port = free_port()
     error = start_failure(f"postgresql+psycopg2://logger:{SENTINEL}@127.0.0.1:{port}/log")
     assert_clear_and_redacted(
         error,

@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from deep_learning_workflow.service.prediction_log import read_logged_records
+from tests.ports import free_port
 
-from .conftest import free_port, start_process
+from .conftest import start_process
 from .test_service import post_head, read_response, send_raw
 
 

@@ -4,7 +4,6 @@ query values. Errors name the dataset and never show the password; bound values 
 from __future__ import annotations
 
 import shutil
-import socket
 import sqlite3
 import traceback
 import uuid
@@ -23,16 +22,11 @@ from deep_learning_workflow.datasets.sql_dataset import (
 )
 from deep_learning_workflow.hooks import CheckConnectionsHook
 from tests.fake_postgres import PasswordRefusingServer
+from tests.ports import free_port
 
 SENTINEL = "S3ntinel-Pa55"
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 INJECTIONS = ["x' OR '1'='1", "1; DROP TABLE t"]
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +63,7 @@ def assert_clear_and_redacted(error: DatasetError, shown_url: str, reason: str) 
 
 
 def test_an_unreachable_server(catalog_config):
-    port = closed_port()
+    port = free_port()
     con = f"postgresql+psycopg2://analyst:{SENTINEL}@127.0.0.1:{port}/warehouse"
     for error in failure(catalog_config, con):
         assert_clear_and_redacted(
@@ -116,7 +110,7 @@ def test_a_wrong_password(catalog_config):
     ],
 )
 def test_malformed_or_unusual_urls_are_redacted(catalog_config, con, shown, reason):
-    for error in failure(catalog_config, con.format(port=closed_port())):
+    for error in failure(catalog_config, con.format(port=free_port())):
         assert_clear_and_redacted(error, shown, reason)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,19 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import copy_project, run_kedro
+from tests.ports import free_port
 
 TOLERANCE = 0.05
 """Largest difference of validation PR-AUC between the two-worker and the one-process model (Telco, test env)."""
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for held in sockets:
-        held.bind(("127.0.0.1", 0))
-    ports = [held.getsockname()[1] for held in sockets]
-    for held in sockets:
-        held.close()
-    return ports
 
 
 def _pr_auc(project: Path) -> float:
@@ -61,7 +51,7 @@ def test_two_workers_train_one_model_as_good_as_one_process_and_only_the_chief_s
         shutil.copytree(single / "data" / "05_model_input", worker / "data" / "05_model_input")
         workers.append(worker)
 
-    ports = _free_ports(2)
+    ports = [free_port(), free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = [
         subprocess.Popen(

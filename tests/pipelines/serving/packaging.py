@@ -22,7 +22,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -33,6 +32,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.ports import free_port
 
 PACKAGE = "deep_learning_workflow"
 PROJECT_PATH = Path(__file__).resolve().parents[3]
@@ -180,12 +181,6 @@ def run_packaged(project: PackagedProject, *arguments: str, timeout: float = 900
 def conf_tarball_members(tarball: Path) -> list[str]:
     with tarfile.open(tarball) as archive:
         return archive.getnames()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ the check a run makes before its first node. Errors name the credentials key and
 from __future__ import annotations
 
 import logging
-import socket
 import traceback
 from urllib.parse import quote
 
@@ -16,14 +15,9 @@ from kedro.pipeline import Pipeline, node
 from deep_learning_workflow.datasets.optuna_storage import OptunaStorageDataset
 from deep_learning_workflow.hooks import CheckConnectionsHook
 from tests.fake_postgres import PasswordRefusingServer
+from tests.ports import free_port
 
 SENTINEL = "S3ntinel-Pa55"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def failures(con: str) -> list[DatasetError]:
@@ -84,7 +78,7 @@ def test_a_wrong_password(caplog):
 )
 def test_unusual_or_malformed_urls_are_redacted(caplog, con, shown, reason):
     caplog.set_level(logging.DEBUG)
-    assert_clear_and_redacted(failures(con.format(port=closed_port())), shown, reason, caplog.text)
+    assert_clear_and_redacted(failures(con.format(port=free_port())), shown, reason, caplog.text)
 
 
 def test_local_files_need_no_connection_check(tmp_path):
