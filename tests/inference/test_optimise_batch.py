@@ -80,3 +80,17 @@ def test_sum_table_rows_is_the_weighted_sum_of_the_chosen_rows():
     weights = rng.normal(size=(40, 4))
     expected = sum(weights[:, [j]] * table[index[:, j]] for j in range(4))
     np.testing.assert_allclose(sum_table_rows(table, index, weights), expected, rtol=1e-12)
+
+
+def test_the_slices_of_a_coded_column_give_the_indices_of_their_plain_values():
+    lookup = LookupIndex({"a": 1, "b": 2, "": 3}, default=0)
+    other = LookupIndex({"b": 5}, default=4)
+    values = ["a", "zz", "", "b", "a", "b", "b"] * 9
+    coded = CodedColumn.from_series(pd.Series(values, dtype="str"))
+    for start in range(0, len(values), 10):
+        part = coded[start : start + 10]
+        for table, offset in [(lookup, 0), (lookup, 7), (other, 0)]:
+            np.testing.assert_array_equal(
+                lookup_index(table, part, offset),
+                table.index_array(values[start : start + 10], offset),
+            )

@@ -57,3 +57,17 @@ def test_member_softmax_and_mean_are_the_members_softmax_and_average():
     np.testing.assert_allclose(uneven[:, :2], expected[:, 0], rtol=1e-6)
     mean = MemberMean(3)(soft)
     np.testing.assert_allclose(mean, expected.mean(axis=1), rtol=1e-6)
+
+
+def test_disjoint_blocks_leave_the_uncovered_columns_zero_and_add_in_place():
+    rng = np.random.default_rng(1)
+    kernel = np.zeros((5, 6), dtype=np.float32)
+    kernel[:2, :2] = rng.normal(size=(2, 2))
+    kernel[2:, 4:] = rng.normal(size=(3, 2))
+    product = BlockProduct(kernel, [(0, 2, 0, 2), (2, 5, 4, 6)])
+    x = rng.normal(size=(7, 5)).astype(np.float32)
+    np.testing.assert_allclose(product(x), x @ kernel, rtol=1e-6, atol=1e-6)
+    assert (product(x)[:, 2:4] == 0).all()
+    out = np.ones((7, 6), dtype=np.float32)
+    product.add_to(out, x)
+    np.testing.assert_allclose(out, 1 + x @ kernel, rtol=1e-6, atol=1e-6)

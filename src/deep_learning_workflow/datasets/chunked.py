@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from kedro.io.core import AbstractDataset, DatasetError
@@ -144,6 +145,22 @@ class StagedParquet:
     rows: int
 
 
+DICTIONARY_SHARE = 0.1
+"""A column is dictionary-encoded when its first chunk holds at most this share of distinct values."""
+
+
+def dictionary_columns(table: pa.Table) -> list[str]:
+    """The columns worth dictionary-encoding: few distinct values (labels, a version). Parquet's writer would
+    otherwise build a dictionary for every column and give it up for those of unique values (keys, probabilities),
+    which costs more than the encoding itself and ends in a larger file."""
+    limit = max(1, int(DICTIONARY_SHARE * table.num_rows))
+    return [
+        name
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if pc.count_distinct(column, mode="all").as_py() <= limit
+    ]
+
+
 class ParquetChunkWriter:
     """Appends DataFrames to one Parquet file (one row group per chunk); every chunk is cast to the first one's
     schema, so a chunk whose column happens to be all missing still fits."""
@@ -156,7 +173,9 @@ class ParquetChunkWriter:
     def write(self, frame: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, table.schema)
+            self._writer = pq.ParquetWriter(
+                self.path, table.schema, use_dictionary=dictionary_columns(table)
+            )
         elif table.schema != self._writer.schema:
             table = table.cast(self._writer.schema)
         self._writer.write_table(table)

@@ -66,6 +66,11 @@ class BlockProduct:
         self._dense = np.zeros_like(self.kernel)
         for r0, r1, c0, c1, part in self.parts:
             self._dense[r0:r1, c0:c1] = part
+        spans = sorted((c0, c1) for _, _, c0, c1 in self.blocks)
+        # Blocks on disjoint columns (the merged members of an ensemble) write their products in place: no zeroed
+        # output, no temporary product, no second pass adding it; they then fill the output when they cover it.
+        self._disjoint = all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+        self._covering = self._disjoint and sum(c1 - c0 for c0, c1 in spans) == self.columns
 
     def rows(self, start: int, stop: int) -> BlockProduct:
         """The product by the kernel's rows ``start:stop`` (the blocks cut to them)."""
@@ -79,7 +84,17 @@ class BlockProduct:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 1 and x.dtype == FLOAT and np.isfinite(x).all():
             return x @ self._dense
-        out = np.zeros((x.shape[0], self.columns), dtype=np.result_type(x.dtype, FLOAT))
+        shape, dtype = (x.shape[0], self.columns), np.result_type(x.dtype, FLOAT)
+        if not self._disjoint:
+            out = np.zeros(shape, dtype=dtype)
+            self.add_to(out, x)
+            return out
+        out = np.empty(shape, dtype=dtype) if self._covering else np.zeros(shape, dtype=dtype)
+        for r0, r1, c0, c1, part in self.parts:
+            np.matmul(x[:, r0:r1], part, out=out[:, c0:c1])
+        return out
+
+    def add_to(self, out: np.ndarray, x: np.ndarray) -> None:
+        """``out += x @ kernel`` without a full-width temporary (``out`` as wide as the kernel)."""
         for r0, r1, c0, c1, part in self.parts:
             out[:, c0:c1] += x[:, r0:r1] @ part
-        return out

@@ -98,7 +98,7 @@ class FirstLayer:
         # As for one record: each row is a weighted sum of rows of [table; bias; chain weights], the chosen lookup
         # rows and the bias with weight 1, each numeric part's row with the part's value; one sparse product.
         index = np.empty((rows, len(self.lookups) + len(self._fixed_rows)), dtype=np.intp)
-        scale = np.ones(index.shape)
+        scale = np.ones(index.shape, dtype=FLOAT)
         for position, ((lookup, offset), column) in enumerate(
             zip(self.lookups, strings, strict=True)
         ):
@@ -115,7 +115,7 @@ class FirstLayer:
         # A batch sums in float32, as the Keras layer does; one record (below) in float64.
         hidden = sum_table_rows(self._rows32, index, scale)
         for part, product in zip(others, self.other_products, strict=True):
-            hidden += product(np.asarray(part, dtype=FLOAT))
+            product.add_to(hidden, np.asarray(part, dtype=FLOAT))
         return self.activation(hidden)
 
     def _one(self, strings: Any, numbers: Any, others: Any) -> np.ndarray:

@@ -29,9 +29,14 @@ class CodedColumn:
         values: the distinct values (``""`` for a missing value, as the service hands it over).
     """
 
-    def __init__(self, codes: np.ndarray, values: list[str]) -> None:
+    def __init__(
+        self, codes: np.ndarray, values: list[str], _lookups: dict[Any, np.ndarray] | None = None
+    ) -> None:
         self.codes = np.asarray(codes, dtype=np.intp)
-        self.values = list(values)
+        self.values = values if _lookups is not None else list(values)
+        # (lookup, offset) -> index of each distinct value, shared with the column's slices: a large batch runs in
+        # row blocks, and each block would otherwise look the same distinct values up again.
+        self._lookups: dict[Any, np.ndarray] = {} if _lookups is None else _lookups
 
     @classmethod
     def from_series(cls, values: pd.Series) -> CodedColumn:
@@ -53,14 +58,18 @@ class CodedColumn:
 
     def __getitem__(self, item: Any) -> Any:
         if isinstance(item, slice):
-            return CodedColumn(self.codes[item], self.values)
+            return CodedColumn(self.codes[item], self.values, self._lookups)
         return self.values[self.codes[item]]
 
 
 def lookup_index(lookup: Any, column: Any, offset: int = 0) -> np.ndarray:
     """``lookup.index_array(column, offset)``, with a :class:`CodedColumn` looked up once per distinct value."""
     if isinstance(column, CodedColumn):
-        return lookup.index_array(column.values, offset)[column.codes]
+        distinct = column._lookups.get((lookup, offset))
+        if distinct is None:
+            # Two threads may both compute it: the same values, and a dict assignment is atomic.
+            distinct = column._lookups[(lookup, offset)] = lookup.index_array(column.values, offset)
+        return distinct[column.codes]
     return lookup.index_array(column, offset)
 
 

@@ -4,13 +4,16 @@ happen."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deep_learning_workflow.inference.optimise_batch import CodedColumn
 from deep_learning_workflow.pipelines.serving.chunked import (
     PART_ROWS,
+    DriftSample,
     ThreadedForward,
     prefetched,
+    sample_in_order,
 )
 
 
@@ -55,3 +58,19 @@ def test_prefetched_yields_every_item_and_raises_where_the_error_happened():
             got.append(item)
     assert got == [1, 2]
     assert list(prefetched(iter([]))) == []
+
+
+def test_drift_sample_keeps_the_rows_with_the_smallest_keys_over_all_chunks():
+    random = np.random.default_rng(3)
+    sample = DriftSample(250)
+    keys = []
+    for first_row in range(0, 2000, 128):
+        rows = min(128, 2000 - first_row)
+        chunk = pd.DataFrame({"value": np.arange(first_row, first_row + rows)})
+        chunk_keys = random.random(rows)
+        keys.append(chunk_keys)
+        sample.add(chunk, chunk_keys, first_row)
+    expected = np.sort(np.argsort(np.concatenate(keys))[:250])
+    kept = sample_in_order(sample.frame())
+    np.testing.assert_array_equal(kept["value"].to_numpy(), expected)
+    assert list(kept.columns) == ["value"]

@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -76,7 +76,14 @@ def score_prepared(
     first_row: int,
 ) -> pd.DataFrame:
     """The predictions of a prepared chunk (as :func:`~.scoring.score_batch` makes them)."""
-    probabilities = np.asarray(forward(inputs), dtype="float64")
+    return finish_scores(validated, forward(inputs), serving_bundle, first_row)
+
+
+def finish_scores(
+    validated: pd.DataFrame, scores: np.ndarray, serving_bundle: ServingBundle, first_row: int
+) -> pd.DataFrame:
+    """The predictions of a chunk from the forward pass's class probabilities."""
+    probabilities = np.asarray(scores, dtype="float64")
     # As in predict_probabilities: float32 rows sum to 1 only within ~1e-7.
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
     return predictions_frame(validated, probabilities, serving_bundle, first_row)
@@ -160,22 +167,41 @@ def prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
             yield chunk
 
 
-def _keep_sample(
-    sample: pd.DataFrame | None,
-    validated: pd.DataFrame,
-    keys: np.ndarray,
-    first_row: int,
-    size: int,
-) -> pd.DataFrame:
-    """The ``size`` rows with the smallest random keys so far (a uniform sample without replacement)."""
-    positions = np.arange(first_row, first_row + len(validated))
-    if sample is not None and len(sample) >= size:
-        # Only rows that can enter a full sample are copied: few, once the sample is full.
-        chosen = keys < sample[SAMPLE_KEY].max()
-        validated, keys, positions = validated[chosen], keys[chosen], positions[chosen]
-    candidates = validated.assign(**{SAMPLE_KEY: keys, POSITION: positions})
-    merged = candidates if sample is None else pd.concat([sample, candidates], ignore_index=True)
-    return merged.nsmallest(size, SAMPLE_KEY) if len(merged) > size else merged
+class DriftSample:
+    """The ``size`` rows with the smallest random keys so far (a uniform sample without replacement).
+
+    Rows whose key cannot enter the sample are dropped on arrival; the candidates are cut back to ``size`` only when
+    they reach twice as many, so a chunk costs a copy of its few candidates, not a merge of the whole sample.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._parts: list[pd.DataFrame] = []
+        self._keys = np.empty(0)
+        # The size-th smallest key so far: a row needs a smaller one to enter.
+        self._threshold = np.inf
+
+    def add(self, validated: pd.DataFrame, keys: np.ndarray, first_row: int) -> None:
+        positions = np.arange(first_row, first_row + len(validated))
+        chosen = keys < self._threshold
+        if not chosen.all():
+            validated, keys, positions = validated[chosen], keys[chosen], positions[chosen]
+        self._parts.append(validated.assign(**{SAMPLE_KEY: keys, POSITION: positions}))
+        self._keys = np.concatenate([self._keys, keys])
+        if len(self._keys) > 2 * self.size:
+            self._parts = [self.frame()]
+            self._keys = self._parts[0][SAMPLE_KEY].to_numpy()
+        if len(self._keys) >= self.size:
+            self._threshold = np.partition(self._keys, self.size - 1)[self.size - 1]
+
+    def frame(self) -> pd.DataFrame | None:
+        """The sample, with its keys and positions (None before any row)."""
+        if not self._parts:
+            return None
+        merged = (
+            pd.concat(self._parts, ignore_index=True) if len(self._parts) > 1 else self._parts[0]
+        )
+        return merged.nsmallest(self.size, SAMPLE_KEY) if len(merged) > self.size else merged
 
 
 def needed_columns(serving_bundle: ServingBundle) -> list[str]:
@@ -238,16 +264,32 @@ def _score_chunks(
     forward: Forward,
     writer: ParquetChunkWriter,
 ) -> pd.DataFrame | None:
-    """Score every chunk into ``writer``; the drift sample."""
+    """Score every chunk into ``writer``; the drift sample.
+
+    Three chunks are in flight: the next one is read, validated and coded on the read-ahead thread, this one goes
+    through the forward pass, and the one before is made into predictions, sampled and written on a finishing
+    thread. Alone, the finishing steps (pandas, mostly holding the GIL) would leave a core idle after each forward
+    pass; overlapped, they share the cores with it. Chunks are finished one at a time, in order.
+    """
     random = np.random.default_rng(settings.seed)
-    sample = None
+    sample = DriftSample(settings.drift_sample_rows)
     chunks = iter_chunks(scoring_batch, settings.chunk_rows, needed_columns(serving_bundle))
-    for first_row, validated, inputs in prefetched(prepared_chunks(chunks, serving_bundle)):
-        predictions = score_prepared(validated, inputs, serving_bundle, forward, first_row)
-        keys = random.random(len(validated))
-        sample = _keep_sample(sample, validated, keys, first_row, settings.drift_sample_rows)
+
+    def finish(validated: pd.DataFrame, scores: np.ndarray, first_row: int) -> None:
+        predictions = finish_scores(validated, scores, serving_bundle, first_row)
+        sample.add(validated, random.random(len(validated)), first_row)
         writer.write(predictions)
-    return sample
+
+    with ThreadPoolExecutor(1) as finisher:
+        pending: Future[None] | None = None
+        for first_row, validated, inputs in prefetched(prepared_chunks(chunks, serving_bundle)):
+            scores = forward(inputs)
+            if pending is not None:
+                pending.result()
+            pending = finisher.submit(finish, validated, scores, first_row)
+        if pending is not None:
+            pending.result()
+    return sample.frame()
 
 
 def sample_in_order(sample: pd.DataFrame) -> pd.DataFrame:
