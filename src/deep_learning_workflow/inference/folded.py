@@ -2,6 +2,7 @@
 
 - :class:`TabulatedLookup`: a lookup and every layer that depends only on its index, one table row per index;
 - :class:`FirstLayer`: the first ``Dense`` layer folded over the per-column branches that ``Concatenate`` joins;
+- :class:`NumericChains`: numeric columns through their element-wise chains, on arrays or on one record's floats;
 - :class:`NumericColumns`: numeric columns through their element-wise chains, side by side (what feeds a periodic
   embedding).
 """
@@ -17,6 +18,41 @@ from .activations import FLOAT, activation
 from .blocks import BlockProduct
 from .optimise_batch import lookup_index, sum_table_rows
 from .text import LookupIndex
+
+
+class NumericChains:
+    """Numeric columns' element-wise chains (impute, clip, scale, missing flag): output ``i`` is input column
+    ``chain_inputs[i]`` through ``chains[i]``, on arrays for a batch and on Python floats for one record."""
+
+    def __init__(self, chains: list[list[Any]], chain_inputs: list[int]) -> None:
+        self.chains = chains
+        self.chain_inputs = chain_inputs
+        self._scalar_chains = [
+            (source, [op.scalar for op in chain])
+            for source, chain in zip(chain_inputs, chains, strict=True)
+        ]
+
+    def one(self, columns: Sequence[Any]) -> list[float]:
+        """Each chain's value for one record (each input column a list or array of one value)."""
+        values = []
+        for source, chain in self._scalar_chains:
+            column = columns[source]
+            value = float(column[0] if type(column) is list else column.flat[0])
+            for op in chain:
+                value = op(value)
+            values.append(value)
+        return values
+
+    def batch(self, columns: Sequence[Any]) -> list[np.ndarray]:
+        """Each chain's (n, 1) float32 values for a batch."""
+        arrays = [np.asarray(column, dtype=FLOAT).reshape(-1, 1) for column in columns]
+        parts = []
+        for source, chain in zip(self.chain_inputs, self.chains, strict=True):
+            part = arrays[source]
+            for op in chain:
+                part = op(part)
+            parts.append(part)
+        return parts
 
 
 class TabulatedLookup:
@@ -74,10 +110,7 @@ class FirstLayer:
         ]
         self.bias = np.asarray(bias, dtype=np.float64)
         self.activation = activation(activation_name)
-        self._scalar_chains = [
-            (source, [op.scalar for op in chain])
-            for source, chain in zip(chain_inputs, chains, strict=True)
-        ]
+        self._chains = NumericChains(chains, chain_inputs)
         # Single records: one weighted sum over rows of [table; bias; chain weights]: the chosen lookup rows and
         # the bias with weight 1, each numeric part's row with the part's value as weight.
         self._gets = [(lookup.table.get, lookup.default, offset) for lookup, offset in lookups]
@@ -104,13 +137,7 @@ class FirstLayer:
         ):
             index[:, position] = lookup_index(lookup, column, offset)
         index[:, len(self.lookups) :] = self._fixed_rows
-        arrays = [np.asarray(column, dtype=FLOAT).reshape(-1, 1) for column in numbers]
-        for position, (source, chain) in enumerate(
-            zip(self.chain_inputs, self.chains, strict=True), start=len(self.lookups) + 1
-        ):
-            part = arrays[source]
-            for op in chain:
-                part = op(part)
+        for position, part in enumerate(self._chains.batch(numbers), start=len(self.lookups) + 1):
             scale[:, position] = np.asarray(part).reshape(-1)
         # A batch sums in float32, as the Keras layer does; one record (below) in float64.
         hidden = sum_table_rows(self._rows32, index, scale)
@@ -124,13 +151,7 @@ class FirstLayer:
             for (get, default, offset), column in zip(self._gets, strings, strict=True)
         ]
         rows += self._fixed_rows
-        weights = self._ones.copy()
-        for source, chain in self._scalar_chains:
-            column = numbers[source]
-            value = float(column[0] if type(column) is list else column.flat[0])
-            for op in chain:
-                value = op(value)
-            weights.append(value)
+        weights = self._ones + self._chains.one(numbers)
         hidden = np.dot(weights, self._rows.take(rows, axis=0))
         for part, product in zip(others, self.other_products, strict=True):
             # In float32, as the Keras layer multiplies (and half the memory a float64 kernel would read).
@@ -151,30 +172,11 @@ class NumericColumns:
     """
 
     def __init__(self, chains: list[list[Any]], chain_inputs: list[int]) -> None:
-        self.chains = chains
-        self.chain_inputs = chain_inputs
-        self._scalar_chains = [
-            (source, [op.scalar for op in chain])
-            for source, chain in zip(chain_inputs, chains, strict=True)
-        ]
+        self.chains = NumericChains(chains, chain_inputs)
 
     def __call__(self, columns: list[Any]) -> np.ndarray:
         first = columns[0]
         rows = first.shape[0] if isinstance(first, np.ndarray) else len(first)
         if rows == 1:
-            row = []
-            for source, chain in self._scalar_chains:
-                column = columns[source]
-                value = float(column[0] if type(column) is list else column.flat[0])
-                for op in chain:
-                    value = op(value)
-                row.append(value)
-            return np.array([row], dtype=FLOAT)
-        arrays = [np.asarray(column, dtype=FLOAT).reshape(-1, 1) for column in columns]
-        parts = []
-        for source, chain in zip(self.chain_inputs, self.chains, strict=True):
-            part = arrays[source]
-            for op in chain:
-                part = op(part)
-            parts.append(part)
-        return np.concatenate(parts, axis=1)
+            return np.array([self.chains.one(columns)], dtype=FLOAT)
+        return np.concatenate(self.chains.batch(columns), axis=1)
