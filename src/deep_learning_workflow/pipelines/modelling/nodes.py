@@ -177,6 +177,43 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
+def _seed_run(
+    result: Any, seed: int, val: pd.DataFrame, roles: Any, primary: str
+) -> dict[str, Any]:
+    """One seed's line of the seed report: its epochs and its validation metrics."""
+    run = {
+        "seed": seed,
+        "epochs_run": len(result.history["loss"]),
+        "best_epoch": result.best_epoch + 1,
+        "patience": result.patience,
+        "validation": _validation_metrics(result.model, val, roles, result.classes),
+    }
+    logger.info(
+        "Seed %d: validation %s = %.4f (best epoch %d)",
+        seed,
+        primary,
+        run["validation"][primary],
+        run["best_epoch"],
+    )
+    return run
+
+
+def _kept_history(
+    result: Any, run: dict[str, Any], params: Any, monitor: str, class_counts: pd.Series
+) -> dict[str, Any]:
+    """The training history of the kept seed (the first one for an average), with what its curves watched."""
+    return {
+        "seed": run["seed"],
+        "best_epoch": run["best_epoch"],
+        "epochs_run": run["epochs_run"],
+        "monitor": monitor,
+        # The rows behind the history's val_ curves: a holdout of the fitted rows, or the validation split.
+        "watched": "holdout" if _watches_holdout(params) else "val",
+        "class_prior_loss": _class_prior_loss(class_counts, result.classes),
+        "history": result.history,
+    }
+
+
 def train_seed_models(  # noqa: PLR0913
     train_split: Any,
     train_balanced_split: Any,
@@ -236,38 +273,15 @@ def train_seed_models(  # noqa: PLR0913
             verbose=keras_verbose(),
             transfer_sources=transfer.member_sources(transfer_sources, offset),
         )
-        run = {
-            "seed": seed + offset,
-            "epochs_run": len(result.history["loss"]),
-            "best_epoch": result.best_epoch + 1,
-            "patience": result.patience,
-            "validation": _validation_metrics(result.model, val, roles, result.classes),
-        }
-        logger.info(
-            "Seed %d: validation %s = %.4f (best epoch %d)",
-            run["seed"],
-            primary,
-            run["validation"][primary],
-            run["best_epoch"],
-        )
         results.append(result)
-        runs.append(run)
+        runs.append(_seed_run(result, seed + offset, val, roles, primary))
     model, kept, selection = _combine_seeds(results, runs, params, primary, val, roles)
-    history = {
-        "seed": runs[kept]["seed"],
-        "best_epoch": runs[kept]["best_epoch"],
-        "epochs_run": runs[kept]["epochs_run"],
-        "monitor": monitor,
-        # The rows behind the history's val_ curves: a holdout of the fitted rows, or the validation split.
-        "watched": "holdout" if _watches_holdout(params) else "val",
-        "class_prior_loss": _class_prior_loss(
-            label_counts(train_balanced, roles.target, params.streaming.chunk_rows)
-            if streamed
-            else target_labels(train_balanced[roles.target]).value_counts(),
-            results[kept].classes,
-        ),
-        "history": results[kept].history,
-    }
+    counts = (
+        label_counts(train_balanced, roles.target, params.streaming.chunk_rows)
+        if streamed
+        else target_labels(train_balanced[roles.target]).value_counts()
+    )
+    history = _kept_history(results[kept], runs[kept], params, monitor, counts)
     report = {
         "primary_metric": primary,
         "monitor": monitor,
