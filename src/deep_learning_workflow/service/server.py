@@ -1,14 +1,22 @@
-"""The uvicorn server around the app: a drain period on SIGTERM, and JSON for the errors uvicorn answers itself.
+"""The uvicorn server around the app: a drain period on SIGTERM, JSON for the errors uvicorn answers itself, and an
+answer's head and body sent in one write.
 
 On SIGTERM (or Ctrl-C) the service first drains: for ``drain_seconds`` it keeps serving, ``/readyz`` answers 503
 (so a load balancer takes it out of rotation) and every response carries ``Connection: close`` (so keep-alive
 clients reconnect elsewhere instead of finding their connection reset). Then it stops accepting connections, lets
 the requests in flight finish (up to ``graceful_timeout_seconds``), writes the pending prediction log and exits 0.
 A second signal skips what is left of the drain.
+
+uvicorn writes an answer's status line and headers, then its body, as two writes: two system calls and two TCP
+segments for one small JSON answer, which on a single-record request cost about a fifth of the service's time. The
+connection's transport here holds the head until the body follows, in the same turn of the event loop for every
+answer the service makes; a head with no body in that turn (HEAD, ``100 Continue``, a streamed answer) is sent at
+the loop's next turn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from types import FrameType
 from typing import Any
@@ -20,9 +28,49 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from .settings import ServiceSettings
 
 
+class CoalescingTransport:
+    """A connection's transport that sends a response head together with the write that follows it.
+
+    Args:
+        transport: the connection's transport (every other method is its own).
+        loop: the event loop, which sends a head still held at its next turn.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif data.startswith(b"HTTP/1.1 "):
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Send a head still held."""
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class JSONErrorProtocol(HttpToolsProtocol):
     """uvicorn's HTTP protocol, answering a request it cannot parse (a negative Content-Length, a broken header)
-    with the service's JSON error instead of plain text."""
+    with the service's JSON error instead of plain text, and sending each answer's head with its body."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
     def send_400_response(self, msg: str) -> None:
         body = orjson.dumps(
