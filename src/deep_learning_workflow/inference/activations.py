@@ -26,14 +26,17 @@ class UnsupportedLayer(ValueError):
 # Activations (keras.activations, TensorFlow backend, float32)
 
 
+def softmax_floats(values: list[float]) -> list[float]:
+    """The softmax of a few Python floats (one record's logits): cheaper than five NumPy calls."""
+    top = max(values)
+    exps = [math.exp(value - top) for value in values]
+    total = sum(exps)
+    return [value / total for value in exps]
+
+
 def _softmax(x: np.ndarray) -> np.ndarray:
     if x.shape[0] == 1 and x.ndim == 2:
-        # One record: a few Python floats are cheaper than five NumPy calls.
-        row = x[0].tolist()
-        top = max(row)
-        exps = [math.exp(value - top) for value in row]
-        total = sum(exps)
-        return np.array([[value / total for value in exps]], dtype=FLOAT)
+        return np.array([softmax_floats(x[0].tolist())], dtype=FLOAT)
     shifted = np.exp(x - x.max(axis=-1, keepdims=True))
     shifted /= shifted.sum(axis=-1, keepdims=True)
     return shifted

@@ -7,12 +7,11 @@ element-wise numeric ops also have a ``scalar`` method, used by :class:`~.folded
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from .activations import FLOAT, KERAS_EPSILON, activation
+from .activations import FLOAT, KERAS_EPSILON, activation, softmax_floats
 from .blocks import Block, BlockProduct
 
 
@@ -292,10 +291,7 @@ class SegmentSoftmax:
             # One record: each segment's softmax on Python floats, as the softmax activation does for one row.
             row, out = x[0].tolist(), []
             for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True):
-                top = max(row[start:stop])
-                exps = [math.exp(value - top) for value in row[start:stop]]
-                total = sum(exps)
-                out += [value / total for value in exps]
+                out += softmax_floats(row[start:stop])
             return np.array([out], dtype=FLOAT)
         if len(set(self.widths)) == 1:
             stacked = x.reshape(x.shape[0], len(self.widths), self.widths[0])
