@@ -45,17 +45,57 @@ class LogEntry(NamedTuple):
     latency_ms: float
 
 
-def insert_statement(engine: sa.Engine, table: str) -> str:
-    """The INSERT for the driver's own executemany: SQLAlchemy's per-row parameter processing would cost more
-    than building the rows."""
-    marker = {"qmark": "?", "numeric": ":{}", "named": ":{}", "format": "%s", "pyformat": "%s"}
-    style = marker[engine.dialect.paramstyle]
-    quote = engine.dialect.identifier_preparer.quote
-    return "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(table),
-        ", ".join(quote(column) for column in COLUMNS),
-        ", ".join(style.format(i + 1) if "{}" in style else style for i in range(len(COLUMNS))),
-    )
+class InsertStatements:
+    """Multi-row INSERTs for the driver: one statement, and so one hand-over of the GIL, per ``per_statement`` rows.
+
+    ``executemany`` releases and retakes the GIL around every row it steps; with the event loop busy, each retake
+    waits for the interpreter's switch interval, so a writer inserting row by row fell thousands of rows behind the
+    answers and cost the loop a forced switch per row. SQLAlchemy's own per-row parameter processing is skipped
+    too: building the rows already made them what the driver takes.
+
+    Args:
+        engine: the log's engine (its paramstyle and quoting).
+        table: the table name.
+        max_parameters: the driver's limit on parameters per statement.
+    """
+
+    ROWS = 500
+
+    def __init__(self, engine: sa.Engine, table: str, max_parameters: int) -> None:
+        marker = {"qmark": "?", "numeric": ":{}", "named": ":{}", "format": "%s", "pyformat": "%s"}
+        self._marker = marker[engine.dialect.paramstyle]
+        quote = engine.dialect.identifier_preparer.quote
+        self._head = "INSERT INTO {} ({}) VALUES ".format(
+            quote(table), ", ".join(quote(column) for column in COLUMNS)
+        )
+        self.per_statement = max(1, min(self.ROWS, max_parameters // len(COLUMNS)))
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        """The statement for ``rows`` rows, whose parameters are the rows' values one after another."""
+        text = self._sql.get(rows)
+        if text is None:
+            width = len(COLUMNS)
+            if "{}" in self._marker:
+                groups = (
+                    "("
+                    + ", ".join(self._marker.format(r * width + i + 1) for i in range(width))
+                    + ")"
+                    for r in range(rows)
+                )
+            else:
+                groups = ("(" + ", ".join([self._marker] * width) + ")" for _ in range(rows))
+            text = self._sql[rows] = self._head + ", ".join(groups)
+        return text
+
+    def execute(self, connection: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert the rows, ``per_statement`` at a time."""
+        step = self.per_statement
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            connection.exec_driver_sql(
+                self.sql(len(chunk)), tuple(value for row in chunk for value in row)
+            )
 
 
 class RowBuilder:

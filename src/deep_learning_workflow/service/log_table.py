@@ -115,6 +115,20 @@ def create_log_engine(url: str) -> sa.Engine:
     return engine
 
 
+def max_parameters(engine: sa.Engine) -> int:
+    """Bound parameters one statement may hold: SQLite's compiled-in limit (999 before 3.32), else the 65,535 of
+    the PostgreSQL and MySQL protocols."""
+    if engine.dialect.name != "sqlite":
+        return 65_535
+    import sqlite3
+
+    connection = engine.raw_connection()
+    try:
+        return connection.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    finally:
+        connection.close()
+
+
 def encode_records(records: Any) -> str:
     """Records as JSON text for the log. Text orjson refuses (a lone surrogate, which JSON can carry but UTF-8
     cannot) is written with ASCII escapes instead (``"\\ud800"``), so the row keeps what was received."""

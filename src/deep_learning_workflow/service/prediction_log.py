@@ -23,12 +23,13 @@ import sqlalchemy as sa
 
 from deep_learning_workflow.redaction import redact_url, scrub
 
-from .log_rows import LogEntry, RowBuilder, insert_statement
+from .log_rows import InsertStatements, LogEntry, RowBuilder
 from .log_table import (
     check_layout,
     create_log_engine,
     encode_record,
     encode_records,
+    max_parameters,
     prediction_table,
     read_logged_records,
 )
@@ -116,7 +117,7 @@ class PredictionLogWriter:
                     f"{scrub(reason[0] if reason else type(error).__name__, self.url)}. Check that the server is "
                     "reachable and the URL's user, password and database, or set log_url to null."
                 ) from None
-            self._insert_sql = insert_statement(engine, self.table_name)
+            self._statements = InsertStatements(engine, self.table_name, max_parameters(engine))
             self._rows = RowBuilder(sqlite=engine.dialect.name == "sqlite")
         self._thread.start()
 
@@ -288,7 +289,7 @@ class PredictionLogWriter:
 
     def _insert(self, rows: list[tuple[Any, ...]], records: int) -> None:
         with self._engine.begin() as connection:
-            connection.exec_driver_sql(self._insert_sql, rows)
+            self._statements.execute(connection, rows)
         self.metrics.log_written.inc(records)
 
     def _dropped(self, count: int, error: BaseException) -> None:
