@@ -126,7 +126,9 @@ def test_seed_ensemble_with_text_parity(train, rows, tmp_path):
     model = seed_ensemble(
         train, ROLES, [11, 12], text={"max_tokens": 500, "output_sequence_length": 16}
     )
-    assert assert_parity(saved_and_loaded(model, tmp_path), train, rows).name == "numpy"
+    engine = assert_parity(saved_and_loaded(model, tmp_path), train, rows)
+    # Text ops have no one-record path of their own: one record takes the batch path.
+    assert engine.name == "numpy" and engine.forward._rows_plan is None
 
 
 def test_seed_ensemble_heads_share_one_folded_first_layer(tmp_path):
@@ -151,6 +153,42 @@ def test_seed_ensemble_heads_share_one_folded_first_layer(tmp_path):
     )
     np.testing.assert_allclose(engine.forward(columns), expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(single, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_one_record_of_a_plr_seed_ensemble_runs_the_row_plan(tmp_path):
+    """The default family (a seed ensemble of PLR MLPs) scores one record with each op's 1-D path: the same
+    probabilities as Keras and as the batch path given that one record, an unseen category and a missing value
+    among them."""
+    from tests.service.bundles import TELCO_ROLES, telco_frame
+
+    train, rows = telco_frame(900, seed=5), telco_frame(120, seed=6)
+    rows["contract"] = rows["contract"].astype(object)
+    rows.loc[rows.index[::3], "contract"] = "Ten years"
+    rows.loc[rows.index[1::4], "tenure"] = np.nan
+    model = seed_ensemble(
+        train,
+        TELCO_ROLES,
+        [1, 2, 3],
+        architecture="plr_mlp",
+        activation="gelu",
+        plr={"frequencies": 6, "embedding_dim": 4},
+    )
+    model = saved_and_loaded(model, tmp_path)
+    schema = bundle_metadata(model, train, TELCO_ROLES)["schema"]
+    forward = compile_engine(model, probe_columns(schema), engine="numpy").forward
+    assert forward._rows_plan is not None
+    inputs = to_model_inputs(rows, TELCO_ROLES)
+    expected = np.asarray(model.predict(inputs, verbose=0), dtype=np.float64)
+    records = [
+        {name: values[i : i + 1].tolist() for name, values in inputs.items()}
+        for i in range(len(rows))
+    ]
+    single = np.vstack([forward(record) for record in records])
+    plan, forward._rows_plan = forward._rows_plan, None
+    batch_path = np.vstack([forward(record) for record in records])
+    forward._rows_plan = plan
+    np.testing.assert_allclose(single, expected, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(single, batch_path, rtol=1e-6, atol=1e-7)
 
 
 def test_plr_mlp_parity(train, rows, tmp_path):

@@ -90,13 +90,17 @@ def _gelu_block(x: np.ndarray, out: np.ndarray) -> None:
     out -= q
 
 
+def _gelu_row(x: np.ndarray) -> np.ndarray:
+    # One record: GELU(x) = x Phi(x) with scipy's normal CDF, two calls instead of the polynomial's dozen passes
+    # (slower per value, 5x on large arrays). Batches of any size keep the polynomial, so a record's score in a
+    # batch does not depend on how many records came with it.
+    return x * ndtr(x)
+
+
 def _gelu(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=FLOAT)
     if x.ndim and x.shape[0] == 1:
-        # One record: GELU(x) = x Phi(x) with scipy's normal CDF, two calls instead of the polynomial's dozen
-        # passes (slower per value, 5x on large arrays). Batches of any size keep the polynomial, so a record's
-        # score in a batch does not depend on how many records came with it.
-        return x * ndtr(x)
+        return _gelu_row(x)
     flat = x.reshape(-1)
     out = np.empty_like(flat)
     for start in range(0, flat.size, _BLOCK):
@@ -124,6 +128,18 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "exponential": np.exp,
     "mish": lambda x: x * np.tanh(np.logaddexp(FLOAT(0), x)),
 }
+
+
+# One record's values as a 1-D array: the element-wise activations as they are; softmax on Python floats (a list).
+ROW_ACTIVATIONS: dict[str, Callable[[np.ndarray], Any]] = ACTIVATIONS | {
+    "gelu": _gelu_row,
+    "softmax": lambda x: softmax_floats(x.tolist()),
+}
+
+
+def row_activation(name: Any) -> Callable[[np.ndarray], Any]:
+    """An activation for one record's 1-D values (its name already accepted by :func:`activation`)."""
+    return ROW_ACTIVATIONS["linear" if name is None else name]
 
 
 def activation(name: Any) -> Callable[[np.ndarray], np.ndarray]:

@@ -63,9 +63,9 @@ class BlockProduct:
         ]
         self.columns = self.kernel.shape[1]
         # The kernel with exact zeros outside the blocks, for single rows.
-        self._dense = np.zeros_like(self.kernel)
+        self.dense = np.zeros_like(self.kernel)
         for r0, r1, c0, c1, part in self.parts:
-            self._dense[r0:r1, c0:c1] = part
+            self.dense[r0:r1, c0:c1] = part
         spans = sorted((c0, c1) for _, _, c0, c1 in self.blocks)
         # Blocks on disjoint columns (the merged members of an ensemble) write their products in place: no zeroed
         # output, no temporary product, no second pass adding it; they then fill the output when they cover it.
@@ -83,7 +83,7 @@ class BlockProduct:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 1 and x.dtype == FLOAT and np.isfinite(x).all():
-            return x @ self._dense
+            return x @ self.dense
         shape, dtype = (x.shape[0], self.columns), np.result_type(x.dtype, FLOAT)
         if not self._disjoint:
             out = np.zeros(shape, dtype=dtype)

@@ -51,25 +51,25 @@ class PeriodicEmbedding:
         k = self.frequencies.shape[1]
         self._cos_kernel = np.ascontiguousarray(self.kernel[:, :k])
         self._sin_kernel = np.ascontiguousarray(self.kernel[:, k:])
-        # One record: the groups' angles as one row, projected by block-diagonal kernels (one product each for the
-        # cosines and the sines instead of a stacked product per group), when those kernels stay small.
-        self._row = None
+        # One record: every group's angles from one product of the features by a matrix holding each group's
+        # frequencies in its source's column (exact: one non-zero term per angle), then projected by block-diagonal
+        # kernels (one product each for the cosines and the sines instead of a stacked product per group), when
+        # those kernels stay small. A last angle of 0 carries the bias: its cosine is 1 and its sine 0.
+        self.row_ready = False
         width = self.kernel.shape[-1]
         if groups * k * groups * width <= _ROW_KERNEL_VALUES:
-            cos_kernel = np.zeros((groups * k, groups * width), dtype=FLOAT)
+            angles = np.zeros((groups * k + 1, int(self.sources.max()) + 1), dtype=FLOAT)
+            cos_kernel = np.zeros((groups * k + 1, groups * width), dtype=FLOAT)
             sin_kernel = np.zeros_like(cos_kernel)
             for group in range(groups):
                 rows = slice(group * k, (group + 1) * k)
                 columns = slice(group * width, (group + 1) * width)
+                angles[rows, self.sources[group]] = self.frequencies[group]
                 cos_kernel[rows, columns] = self._cos_kernel[group]
                 sin_kernel[rows, columns] = self._sin_kernel[group]
-            self._row = (
-                np.repeat(self.sources, k),
-                self.frequencies.reshape(-1),
-                cos_kernel,
-                sin_kernel,
-                self.bias.reshape(1, -1),
-            )
+            cos_kernel[-1] = self.bias.reshape(-1)
+            self._angles, self._row_cos, self._row_sin = angles, cos_kernel, sin_kernel
+            self.row_ready = True
 
     @classmethod
     def merged(cls, parts: list[PeriodicEmbedding]) -> PeriodicEmbedding:
@@ -82,16 +82,18 @@ class PeriodicEmbedding:
             angular=True,
         )
 
+    def row(self, x: Any) -> np.ndarray:
+        """One record's features (a 1-D array or list of floats) -> its embedding (1-D)."""
+        angles = self._angles @ np.asarray(x, dtype=FLOAT)
+        projected = np.cos(angles) @ self._row_cos
+        projected += np.sin(angles, out=angles) @ self._row_sin
+        return np.maximum(projected, FLOAT(0), out=projected)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=FLOAT)
         rows = x.shape[0]
-        if rows == 1 and self._row is not None:
-            sources, frequencies, cos_kernel, sin_kernel, bias = self._row
-            angles = x[:, sources] * frequencies
-            projected = np.cos(angles) @ cos_kernel
-            projected += np.sin(angles, out=angles) @ sin_kernel
-            projected += bias
-            return np.maximum(projected, FLOAT(0), out=projected)
+        if rows == 1 and self.row_ready:
+            return self.row(x[0])[None, :]
         groups = self.frequencies.shape[0]
         width = self.kernel.shape[-1]
         # Angles (groups, n, k): group-major, so each group's projection is one matrix of a stacked matmul.

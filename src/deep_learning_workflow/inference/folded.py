@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .activations import FLOAT, activation
+from .activations import FLOAT, activation, row_activation
 from .blocks import BlockProduct
 from .optimise_batch import lookup_index, sum_table_rows
 from .text import LookupIndex
@@ -110,6 +110,7 @@ class FirstLayer:
         ]
         self.bias = np.asarray(bias, dtype=np.float64)
         self.activation = activation(activation_name)
+        self._row_activation = row_activation(activation_name)
         self._chains = NumericChains(chains, chain_inputs)
         # Single records: one weighted sum over rows of [table; bias; chain weights]: the chosen lookup rows and
         # the bias with weight 1, each numeric part's row with the part's value as weight.
@@ -119,6 +120,8 @@ class FirstLayer:
         first = self.table.shape[0]
         self._fixed_rows = list(range(first, first + 1 + len(chains)))
         self._ones = [1.0] * (len(lookups) + 1)
+
+    row_ready = True
 
     def __call__(self, *values: Any) -> np.ndarray:
         count = len(self.lookups)
@@ -146,17 +149,32 @@ class FirstLayer:
         return self.activation(hidden)
 
     def _one(self, strings: Any, numbers: Any, others: Any) -> np.ndarray:
+        return self.row(*strings, *numbers, *[np.asarray(part, dtype=FLOAT)[0] for part in others])[
+            None, :
+        ]
+
+    def row(self, *values: Any) -> np.ndarray:
+        """One record (each lookup and numeric column a list or array of one value, each other part its 1-D
+        values) -> the layer's 1-D output.
+
+        A non-finite part is multiplied by the whole merged kernel, so its NaN reaches every member's units; the
+        record's mean over members is NaN either way.
+        """
+        count = len(self.lookups)
+        numbers = values[count : count + self.numeric_inputs]
         rows = [
             get(column[0], default) + offset
-            for (get, default, offset), column in zip(self._gets, strings, strict=True)
+            for (get, default, offset), column in zip(self._gets, values[:count], strict=True)
         ]
         rows += self._fixed_rows
         weights = self._ones + self._chains.one(numbers)
         hidden = np.dot(weights, self._rows.take(rows, axis=0))
-        for part, product in zip(others, self.other_products, strict=True):
+        for part, product in zip(
+            values[count + self.numeric_inputs :], self.other_products, strict=True
+        ):
             # In float32, as the Keras layer multiplies (and half the memory a float64 kernel would read).
-            hidden += product(np.asarray(part, dtype=FLOAT)[:1])[0]
-        return self.activation(hidden.astype(FLOAT)[None, :])
+            hidden += part @ product.dense
+        return self._row_activation(hidden.astype(FLOAT))
 
 
 class NumericColumns:
@@ -173,6 +191,12 @@ class NumericColumns:
 
     def __init__(self, chains: list[list[Any]], chain_inputs: list[int]) -> None:
         self.chains = NumericChains(chains, chain_inputs)
+
+    row_ready = True
+
+    def row(self, columns: list[Any]) -> list[float]:
+        """One record's columns (each a list or array of one value) -> its values as Python floats."""
+        return self.chains.one(columns)
 
     def __call__(self, columns: list[Any]) -> np.ndarray:
         first = columns[0]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .activations import FLOAT, KERAS_EPSILON, activation, softmax_floats
+from .activations import FLOAT, KERAS_EPSILON, activation, row_activation, softmax_floats
 from .blocks import Block, BlockProduct
 
 
@@ -149,12 +149,23 @@ class Dense:
         self.activation_name = activation_name or "linear"
         self.activation = activation(activation_name)
         self.product = None if blocks is None else BlockProduct(self.kernel, blocks)
+        self._row_activation = row_activation(activation_name)
+        self._row_kernel = self.kernel if self.product is None else self.product.dense
+
+    row_ready = True
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = x @ self.kernel if self.product is None else self.product(x)
         if self.bias is not None:
             out += self.bias
         return self.activation(out)
+
+    def row(self, x: np.ndarray) -> Any:
+        """One record's values (1-D) through the layer."""
+        out = x @ self._row_kernel
+        if self.bias is not None:
+            out += self.bias
+        return self._row_activation(out)
 
 
 class BatchNorm:
@@ -262,16 +273,20 @@ class MemberMean:
     def __init__(self, members: int) -> None:
         self.members = members
 
+    row_ready = True
+
+    def row(self, x: Any) -> list[float]:
+        """One record's mean on Python floats (summed in member order, as below): cheaper than four NumPy calls."""
+        row = x.tolist() if isinstance(x, np.ndarray) else x
+        width = len(row) // self.members
+        return [
+            sum(row[member * width + column] for member in range(self.members)) / self.members
+            for column in range(width)
+        ]
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 1:
-            # One record: a few Python floats (summed in member order, as below) cost less than four NumPy calls.
-            row = x[0].tolist()
-            width = len(row) // self.members
-            means = [
-                sum(row[member * width + column] for member in range(self.members)) / self.members
-                for column in range(width)
-            ]
-            return np.array([means], dtype=FLOAT)
+            return np.array([self.row(x[0])], dtype=FLOAT)
         stacked = x.reshape(x.shape[0], self.members, -1)
         total = stacked[:, 0] + stacked[:, 1]
         for member in range(2, self.members):
@@ -286,13 +301,19 @@ class SegmentSoftmax:
         self.widths = list(widths)
         self.bounds = np.cumsum([0, *widths]).tolist()
 
+    row_ready = True
+
+    def row(self, x: Any) -> list[float]:
+        """One record: each segment's softmax on Python floats, as the softmax activation does for one row."""
+        row = x.tolist() if isinstance(x, np.ndarray) else x
+        out: list[float] = []
+        for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+            out += softmax_floats(row[start:stop])
+        return out
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 1:
-            # One record: each segment's softmax on Python floats, as the softmax activation does for one row.
-            row, out = x[0].tolist(), []
-            for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True):
-                out += softmax_floats(row[start:stop])
-            return np.array([out], dtype=FLOAT)
+            return np.array([self.row(x[0])], dtype=FLOAT)
         if len(set(self.widths)) == 1:
             stacked = x.reshape(x.shape[0], len(self.widths), self.widths[0])
             shifted = np.exp(stacked - stacked.max(axis=-1, keepdims=True))
