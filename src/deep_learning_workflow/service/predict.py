@@ -69,6 +69,11 @@ class Predictor:
         self.max_batch = settings.max_batch_size
         self.limit = settings.max_concurrency
         self.body_timeout = settings.body_timeout_seconds
+        # Body reads in progress (task -> deadline), swept for late ones a few times per timeout.
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        self._late: set[asyncio.Task[Any]] = set()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_every = min(1.0, self.body_timeout / 4)
         self.log_wait = settings.log_wait_seconds
         # Request ids: a random per-process prefix and a counter (cheaper than a uuid4 per request, still unique).
         self._prefix = uuid.uuid4().hex[:12] + "-"
@@ -187,21 +192,51 @@ class Predictor:
 
     async def read_body(self, receive: Receive, send: Send) -> bytes | None:
         """The whole body, or None when the client went away or was too slow (answered 408)."""
+        task = asyncio.current_task()
+        self._reading[task] = time.monotonic() + self.body_timeout
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(
+                self._sweep_every, self._cancel_late
+            )
         chunks = []
         try:
-            async with asyncio.timeout(self.body_timeout):
-                while True:
-                    message = await receive()
-                    if message["type"] != "http.request":
-                        return None  # the client went away
-                    chunks.append(message.get("body", b""))
-                    if not message.get("more_body", False):
-                        break
-        except TimeoutError:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None  # the client went away
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+        except asyncio.CancelledError:
+            if task not in self._late:
+                raise
+            # Out of the sweep's sight before answering: a sweep meanwhile must not cancel the answer.
+            del self._reading[task]
+            self._late.discard(task)
+            task.uncancel()
             message = f"The request body did not arrive within {self.body_timeout:g} s."
             await answer(send, *self.fail(408, "body_timeout", message)[:2], close=True)
             return None
+        finally:
+            self._reading.pop(task, None)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _cancel_late(self) -> None:
+        """Cancel the body reads past their deadline; runs every ``_sweep_every`` seconds while bodies are read.
+
+        One sweep for all requests instead of a timer per request (``asyncio.timeout`` cost 7 us of a 200 us
+        request): a late body is answered 408 between ``body_timeout_seconds`` and a quarter of it later.
+        """
+        now = time.monotonic()
+        for task, deadline in list(self._reading.items()):
+            if deadline <= now and task not in self._late:
+                self._late.add(task)
+                task.cancel()
+        self._sweep = (
+            asyncio.get_running_loop().call_later(self._sweep_every, self._cancel_late)
+            if self._reading
+            else None
+        )
 
     async def endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
