@@ -3,7 +3,8 @@ background thread in batches (the table: :mod:`.log_table`).
 
 A request hands the writer one entry: its body as received and the arrays of its scores, with no per-record work.
 The writer's thread turns entries into rows (the records' JSON is the body itself), scores them with the shadow
-version when there is one, feeds the live drift window, and inserts the rows with one ``executemany`` per batch.
+version when there is one, feeds the live drift window, and inserts each batch in one transaction of multi-row
+INSERTs (:class:`~.log_rows.InsertStatements`).
 The queue is bounded in records: a request that finds it full waits for room (:meth:`PredictionLogWriter.room`),
 so overload slows answers down instead of losing rows. Rows that truly cannot be written (the database refuses
 them, or stays down) are counted in ``dlw_prediction_log_dropped_total`` and reported as errors.
