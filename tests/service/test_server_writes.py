@@ -83,3 +83,38 @@ def test_head_requests_and_100_continue_are_answered_at_once(serve, tmp_path):
                 break
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 503") and b'"error":"not_ready"' in answer
+
+
+def test_a_late_body_is_answered_408_on_every_event_loop_the_app_runs_on():
+    """Body deadlines are swept by a timer on the running loop: an app served from a second loop (a second test
+    client, a restarted server in one process) gets its own sweep rather than waiting on the first loop's."""
+    import asyncio
+
+    from deep_learning_workflow.service.app import create_app
+    from deep_learning_workflow.service.settings import ServiceSettings
+
+    app = create_app(ServiceSettings(body_timeout_seconds=0.2, log_url=None), load=False)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"10")],
+    }
+
+    async def stalled_request() -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            await asyncio.Event().wait()  # the body never comes
+            return {}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await asyncio.wait_for(app.fast_predict(scope, receive, send), 5)
+        return sent
+
+    for _ in range(2):
+        sent = asyncio.run(stalled_request())
+        assert sent[0]["status"] == 408
+        assert b"body_timeout" in sent[1]["body"]

@@ -73,6 +73,7 @@ class Predictor:
         self._reading: dict[asyncio.Task[Any], float] = {}
         self._late: set[asyncio.Task[Any]] = set()
         self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_loop: asyncio.AbstractEventLoop | None = None
         self._sweep_every = min(1.0, self.body_timeout / 4)
         self.log_wait = settings.log_wait_seconds
         # Request ids: a random per-process prefix and a counter (cheaper than a uuid4 per request, still unique).
@@ -194,9 +195,12 @@ class Predictor:
         """The whole body, or None when the client went away or was too slow (answered 408)."""
         task = asyncio.current_task()
         self._reading[task] = time.monotonic() + self.body_timeout
-        if self._sweep is None:
-            self._sweep = asyncio.get_running_loop().call_later(
-                self._sweep_every, self._cancel_late
+        loop = asyncio.get_running_loop()
+        if self._sweep is None or self._sweep_loop is not loop:
+            # (A new loop, e.g. a second test client on the same app: the old loop's sweep never runs again.)
+            self._sweep, self._sweep_loop = (
+                loop.call_later(self._sweep_every, self._cancel_late),
+                loop,
             )
         chunks = []
         try:
@@ -227,15 +231,13 @@ class Predictor:
         One sweep for all requests instead of a timer per request (``asyncio.timeout`` cost 7 us of a 200 us
         request): a late body is answered 408 between ``body_timeout_seconds`` and a quarter of it later.
         """
-        now = time.monotonic()
+        now, loop = time.monotonic(), asyncio.get_running_loop()
         for task, deadline in list(self._reading.items()):
-            if deadline <= now and task not in self._late:
+            if deadline <= now and task not in self._late and task.get_loop() is loop:
                 self._late.add(task)
                 task.cancel()
         self._sweep = (
-            asyncio.get_running_loop().call_later(self._sweep_every, self._cancel_late)
-            if self._reading
-            else None
+            loop.call_later(self._sweep_every, self._cancel_late) if self._reading else None
         )
 
     async def endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
