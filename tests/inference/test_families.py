@@ -128,7 +128,7 @@ def test_seed_ensemble_with_text_parity(train, rows, tmp_path):
     )
     engine = assert_parity(saved_and_loaded(model, tmp_path), train, rows)
     # Text ops have no one-record path of their own: one record takes the batch path.
-    assert engine.name == "numpy" and engine.forward._rows_plan is None
+    assert engine.name == "numpy" and engine.forward._record_plan is None
 
 
 def test_seed_ensemble_heads_share_one_folded_first_layer(tmp_path):
@@ -176,7 +176,7 @@ def test_one_record_of_a_plr_seed_ensemble_runs_the_row_plan(tmp_path):
     model = saved_and_loaded(model, tmp_path)
     schema = bundle_metadata(model, train, TELCO_ROLES)["schema"]
     forward = compile_engine(model, probe_columns(schema), engine="numpy").forward
-    assert forward._rows_plan is not None
+    assert forward._record_plan is not None
     inputs = to_model_inputs(rows, TELCO_ROLES)
     expected = np.asarray(model.predict(inputs, verbose=0), dtype=np.float64)
     records = [
@@ -184,9 +184,9 @@ def test_one_record_of_a_plr_seed_ensemble_runs_the_row_plan(tmp_path):
         for i in range(len(rows))
     ]
     single = np.vstack([forward(record) for record in records])
-    plan, forward._rows_plan = forward._rows_plan, None
+    plan, forward._record_plan = forward._record_plan, None
     batch_path = np.vstack([forward(record) for record in records])
-    forward._rows_plan = plan
+    forward._record_plan = plan
     np.testing.assert_allclose(single, expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(single, batch_path, rtol=1e-6, atol=1e-7)
 

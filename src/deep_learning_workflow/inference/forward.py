@@ -79,7 +79,7 @@ class Forward:
             (column, slot) for column, (slot, kind) in inputs.items() if kind != "numeric"
         ]
         self._chain = self._as_chain()
-        self._rows_plan = self._row_plan()
+        self._record_plan = self._row_plan()
 
     def _as_chain(self) -> tuple[Any, list[str], list[Any]] | None:
         """(first op, its input columns, the ops after it) when the pass is a FirstLayer on raw columns followed
@@ -207,11 +207,11 @@ class Forward:
         )
 
     def _run(self, columns: dict[str, Any]) -> np.ndarray:
-        if self._rows_plan is not None and _rows(columns) == 1:
+        if self._record_plan is not None and _rows(columns) == 1:
             values: list[Any] = [None] * self.slots
             for column, (slot, _) in self.inputs.items():
                 values[slot] = columns[column]
-            for run in self._rows_plan:
+            for run in self._record_plan:
                 run(values)
             output = values[self.output]
             return np.array([output], dtype=FLOAT) if type(output) is list else output[None, :]
