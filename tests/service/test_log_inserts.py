@@ -14,23 +14,9 @@ from deep_learning_workflow.service.log_rows import InsertStatements
 from deep_learning_workflow.service.log_table import COLUMNS, max_parameters, prediction_table
 from deep_learning_workflow.service.metrics import ServiceMetrics
 from deep_learning_workflow.service.prediction_log import PredictionLogWriter, read_logged_records
+from tests.postgres import POSTGRES, postgres_engine
 
 from .test_log_losses import counted, entry
-
-POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-
-
-def postgres_or_skip() -> None:
-    engine = sa.create_engine(POSTGRES, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as error:
-        pytest.skip(
-            f"no PostgreSQL server at 127.0.0.1:5432 (trust auth, database 'test'): {error.orig}"
-        )
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -39,7 +25,7 @@ def postgres_or_skip() -> None:
 def test_every_row_of_a_large_flush_lands_in_order(tmp_path, backend):
     table = f"log_{uuid.uuid4().hex[:12]}"
     if backend == "postgres":
-        postgres_or_skip()
+        postgres_engine().dispose()
         url = POSTGRES
     else:
         url = f"sqlite:///{tmp_path / 'log.sqlite'}"

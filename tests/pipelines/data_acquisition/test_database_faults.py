@@ -23,9 +23,9 @@ from deep_learning_workflow.datasets.sql_dataset import (
 from deep_learning_workflow.hooks import CheckConnectionsHook
 from tests.fake_postgres import PasswordRefusingServer
 from tests.ports import free_port
+from tests.postgres import POSTGRES, postgres_engine
 
 SENTINEL = "S3ntinel-Pa55"
-POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 INJECTIONS = ["x' OR '1'='1", "1; DROP TABLE t"]
 
 
@@ -127,19 +127,6 @@ def test_postgresql_connections_time_out_by_default():
         "connect_timeout": 3,
         "application_name": "dlw",
     }
-
-
-def postgres_engine() -> sa.Engine:
-    engine = sa.create_engine(POSTGRES, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as error:
-        engine.dispose()
-        pytest.skip(
-            f"no PostgreSQL server at 127.0.0.1:5432 (trust auth, database 'test'): {error.orig}"
-        )
-    return engine
 
 
 @pytest.mark.postgres
