@@ -230,6 +230,8 @@ def main() -> None:
         "--rounds", type=int, default=3, help="turns of the three endpoints per size"
     )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be a positive integer, got {args.rounds}")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
