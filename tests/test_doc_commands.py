@@ -59,6 +59,7 @@ TESTED = {
     "python -m deep_learning_workflow": "tests/test_conventions.py::test_packaged_run_without_raw_data_stops_at_once_naming_the_files",
     "python -m deep_learning_workflow --conf-source": "tests/pipelines/serving/test_package.py::test_wheel_runs_the_serving_pipeline_and_serves_the_bundle",
     "python -m deep_learning_workflow.service --bundle": "tests/service/test_process.py::test_process_readiness_and_graceful_sigterm",
+    "python -m deep_learning_workflow.service --workers": "tests/service/test_workers.py::test_two_workers_share_the_port_sum_their_metrics_and_stop_without_losing_a_row",
     "python -m deep_learning_workflow.service.report": "tests/service/test_canary_shadow.py::test_shadow_scores_everything_without_changing_answers",
     "curl -s localhost:8000/predict": "tests/service/test_process.py::test_process_readiness_and_graceful_sigterm",
     "python -c": "tests/pipelines/serving/test_nodes.py::test_shifted_data_drifts_and_makes_retraining_due",

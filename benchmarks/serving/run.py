@@ -1,10 +1,11 @@
 """Serving benchmark: the service against a bare FastAPI endpoint in the same run, with wrk as the load generator.
 
     .venv/bin/python benchmarks/serving/run.py [--bundle data/07_model_output/serving_bundle] [--seconds 10]
-        [--rounds 3]
+        [--rounds 3] [--workers 2]
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``): a C load generator, so the client is not the bottleneck.
-Servers started here on 127.0.0.1, one process each, the same uvicorn settings:
+Servers started here on 127.0.0.1, each with ``--workers`` processes (default: one per core), the same uvicorn
+settings:
 
 - bare: a FastAPI endpoint that parses the same JSON body and answers a constant (``bare_app.py``);
 - the service with its prediction log on (SQLite, as deployed) and off (``--log-url null``).
@@ -168,12 +169,14 @@ def run_wrk(url: str, body: Path, expect: str, seconds: float, connections: int)
 
 
 def start_service(
-    bundle: Path, port: int, log_url: str | None, extra: list[str] = ()
+    bundle: Path, port: int, log_url: str | None, workers: int, extra: list[str] = ()
 ) -> subprocess.Popen:
     command = [PYTHON, "-m", "deep_learning_workflow.service", "--bundle", str(bundle)]
     command += [
         "--port",
         str(port),
+        "--workers",
+        str(workers),
         "--log-level",
         "warning",
         "--log-url",
@@ -194,14 +197,14 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def sigterm_under_load(
-    bundle: Path, work: Path, seconds: float, connections: int
+    bundle: Path, work: Path, seconds: float, connections: int, workers: int
 ) -> tuple[int, int]:
     """(requests answered 200, records in the log) for a service sent SIGTERM halfway through a load (one record
     per request)."""
     from deep_learning_workflow.service.prediction_log import read_logged_records
 
     port, log_url = free_port(), f"sqlite:///{work / 'sigterm.sqlite'}"
-    process = start_service(bundle, port, log_url, ["--drain-seconds", "1"])
+    process = start_service(bundle, port, log_url, workers, ["--drain-seconds", "1"])
     body = work / "body_sigterm.json"
     records = scoring_records(1)
     body.write_bytes(json.dumps(records[0]).encode())
@@ -229,9 +232,16 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="turns of the three endpoints per size"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="processes of each server (default: one per core)",
+    )
     args = parser.parse_args()
-    if args.rounds < 1:
-        parser.error(f"--rounds must be a positive integer, got {args.rounds}")
+    for name in ("rounds", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
@@ -251,12 +261,16 @@ def main() -> None:
                 str(HERE),
                 "--port",
                 str(ports["bare"]),
+                "--workers",
+                str(args.workers),
             ]
             + ["--log-level", "warning", "--no-access-log"],
             env=QUIET,
         ),
-        "log on": start_service(bundle, ports["log on"], f"sqlite:///{work / 'log.sqlite'}"),
-        "log off": start_service(bundle, ports["log off"], None),
+        "log on": start_service(
+            bundle, ports["log on"], f"sqlite:///{work / 'log.sqlite'}", args.workers
+        ),
+        "log off": start_service(bundle, ports["log off"], None, args.workers),
     }
     failures: list[str] = []
     table: list[tuple[str, str, dict]] = []
@@ -307,10 +321,12 @@ def main() -> None:
     finally:
         for process in servers.values():
             stop(process)
-    answered, logged = sigterm_under_load(bundle, work, args.seconds, args.connections)
+    answered, logged = sigterm_under_load(
+        bundle, work, args.seconds, args.connections, args.workers
+    )
     if answered != logged:
         failures.append(f"SIGTERM under load: {answered} answered 200 but {logged} logged records")
-    print_table(table, answered, logged)
+    print_table(table, answered, logged, args.workers)
     if failures:
         print("\nFAILED:\n  " + "\n  ".join(failures))  # noqa: T201
         sys.exit(1)
@@ -329,9 +345,12 @@ def merge_rounds(rounds: list[dict]) -> dict:
     return merged
 
 
-def print_table(table: list[tuple[str, str, dict]], answered: int, logged: int) -> None:
+def print_table(
+    table: list[tuple[str, str, dict]], answered: int, logged: int, workers: int
+) -> None:
     bare = {size: result for size, name, result in table if name == "bare"}
     lines = [
+        f"workers per server: {workers}; "
         f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         "",
         "| records/request | endpoint | req/s | records/s | p50 ms | p99 ms | req/s vs bare | p99 vs bare "

@@ -7,17 +7,18 @@ Settings come from ``--config FILE`` (default ``conf/base/service.yml`` when run
 ``DLW_SERVICE_<SETTING>`` environment variables, then these flags (``--<setting-with-dashes>``). SIGTERM or Ctrl-C
 first drain (``/readyz`` answers 503 and responses close their connection, for ``drain_seconds``), then stop
 accepting connections, let in-flight requests finish (up to ``graceful_timeout_seconds``), flush the
-prediction log and exit 0.
+prediction log and exit 0. ``--workers N`` serves with N processes on the port (one per core uses them all; see
+:mod:`.workers`).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from functools import partial
 
 from .settings import cli_flags, coerce, load_settings
+from .workers import configure_logging, serve_workers
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[str | None, dict[str, object]]:
@@ -54,11 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)  # noqa: T201
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings)
+    if settings.workers > 1:
+        return serve_workers(settings)
     from .app import create_app
     from .server import build_server
 

@@ -72,19 +72,25 @@ class ServiceApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: ServiceSettings, load: bool = True) -> FastAPI:
+def create_app(
+    settings: ServiceSettings, load: bool = True, load_before_serving: bool = False
+) -> FastAPI:
     """The service's ASGI app.
 
     Args:
         settings: service settings.
         load: start loading the bundles when the app starts (in a thread, so ``/livez`` answers meanwhile).
+        load_before_serving: load them before the app starts serving instead (a worker of several: its siblings
+            answer meanwhile, and it takes no connection it would answer 503).
     """
     metrics = ServiceMetrics()
     state = ServiceState(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        if load:
+        if load and load_before_serving:
+            await asyncio.to_thread(state.load)
+        elif load:
             threading.Thread(target=state.load, name="bundle-loader", daemon=True).start()
         yield
         await asyncio.to_thread(state.close)

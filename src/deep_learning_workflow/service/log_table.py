@@ -103,13 +103,14 @@ def create_log_engine(url: str) -> sa.Engine:
         @sa.event.listens_for(engine, "connect")
         def _wal(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
+            # First: the workers of one service open the file at once, and switching to WAL needs its lock.
+            cursor.execute("PRAGMA busy_timeout=5000")
             # Large pages for a new file (an existing one keeps its own): a request's records are one long text,
             # and writing it over 4 KiB overflow pages took ten times as long.
             cursor.execute("PRAGMA page_size=65536")
             cursor.execute("PRAGMA journal_mode=WAL")
             # WAL without an fsync per commit: a crash of the process loses nothing, a power cut the last commits.
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
     return engine

@@ -1,7 +1,12 @@
-"""The service's Prometheus metrics, on a registry of its own (one per app, so tests can run several)."""
+"""The service's Prometheus metrics, on a registry of its own (one per app, so tests can run several).
+
+With several worker processes (:mod:`.workers`) prometheus_client's multiprocess mode is on: each worker writes its
+values to a shared folder, ``/metrics`` sums every worker's, and each gauge says how its workers' values combine.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -40,7 +45,10 @@ class ServiceMetrics:
             registry=registry,
         )
         self.in_flight = Gauge(
-            f"{p}_requests_in_flight", "Requests being served", registry=registry
+            f"{p}_requests_in_flight",
+            "Requests being served",
+            multiprocess_mode="livesum",
+            registry=registry,
         )
         self.predictions = Counter(
             f"{p}_predictions",
@@ -67,12 +75,14 @@ class ServiceMetrics:
         self.ready = Gauge(
             f"{p}_model_ready",
             "1 when every configured bundle is loaded and verified",
+            multiprocess_mode="livemin",
             registry=registry,
         )
         self.info = Gauge(
             f"{p}_model_info",
             "The loaded model versions (value 1)",
             ["variant", "model_version", "engine"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.log_written = Counter(
@@ -86,7 +96,10 @@ class ServiceMetrics:
             registry=registry,
         )
         self.log_queue = Gauge(
-            f"{p}_prediction_log_queue", "Records waiting to be logged", registry=registry
+            f"{p}_prediction_log_queue",
+            "Records waiting to be logged",
+            multiprocess_mode="livesum",
+            registry=registry,
         )
         self.shadow_errors = Counter(
             f"{p}_shadow_errors",
@@ -98,22 +111,26 @@ class ServiceMetrics:
             f"{p}_feature_drift",
             "Drift of a feature over the recent window (PSI/JS numeric, L-inf categorical)",
             ["column", "metric"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.drifted = Gauge(
             f"{p}_feature_drifted",
             "1 when the feature's drift is above its threshold",
             ["column"],
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.retraining_due = Gauge(
             f"{p}_drift_retraining_due",
             "1 when the recent window's drift makes retraining due",
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.drift_rows = Gauge(
             f"{p}_drift_window_records",
             "Records in the window the drift gauges use",
+            multiprocess_mode="livesum",
             registry=registry,
         )
         self._request_children: dict[tuple[str, str, int], Counter] = {}
@@ -131,6 +148,12 @@ class ServiceMetrics:
         latency.observe(seconds)
 
     def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            every_worker = CollectorRegistry()
+            multiprocess.MultiProcessCollector(every_worker)
+            return generate_latest(every_worker)
         return generate_latest(self.registry)
 
 

@@ -109,7 +109,13 @@ class PredictionLogWriter:
             try:
                 with engine.begin() as connection:
                     check_layout(connection, self.table_name, self.url)
-                metadata.create_all(engine)
+                try:
+                    metadata.create_all(engine)
+                except sa.exc.SQLAlchemyError:
+                    # Another worker of the service may have created the table between the check and the create.
+                    with engine.begin() as connection:
+                        if not sa.inspect(connection).has_table(self.table_name):
+                            raise
             except sa.exc.SQLAlchemyError as error:
                 reason = str(getattr(error, "orig", None) or error).strip().splitlines()
                 # Not chained: the driver's text is in the message, its password redacted.

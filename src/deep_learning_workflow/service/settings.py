@@ -103,6 +103,11 @@ class ServiceSettings(Parameters):
     max_connections: int = Field(
         1024, ge=1, description="Connections beyond this get 503 (uvicorn's limit_concurrency)"
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Processes serving the port; each loads the bundles (one per core uses them all)",
+    )
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
