@@ -116,10 +116,17 @@ class FirstLayer:
         # the bias with weight 1, each numeric part's row with the part's value as weight.
         self._gets = [(lookup.table.get, lookup.default, offset) for lookup, offset in lookups]
         self._rows = np.vstack([self.table, self.bias[None, :], self.chain_weights])
-        self._rows32 = self._rows.astype(FLOAT)
         first = self.table.shape[0]
         self._fixed_rows = list(range(first, first + 1 + len(chains)))
         self._ones = [1.0] * (len(lookups) + 1)
+        # Batches: lookups of few categories joined into groups, each with a table of the sums of its members' rows
+        # for every combination of their indices, so a row's sparse product reads one table row per group.
+        self._groups, group_tables = _lookup_groups(lookups, self.table)
+        self._rows32 = np.vstack([*group_tables, self.bias[None, :], self.chain_weights]).astype(
+            FLOAT
+        )
+        first = sum(table.shape[0] for table in group_tables)
+        self._batch_fixed_rows = list(range(first, first + 1 + len(chains)))
 
     row_ready = True
 
@@ -133,14 +140,18 @@ class FirstLayer:
             return self._one(strings, numbers, others)
         # As for one record: each row is a weighted sum of rows of [table; bias; chain weights], the chosen lookup
         # rows and the bias with weight 1, each numeric part's row with the part's value; one sparse product.
-        index = np.empty((rows, len(self.lookups) + len(self._fixed_rows)), dtype=np.intp)
+        groups = len(self._groups)
+        index = np.empty((rows, groups + len(self._batch_fixed_rows)), dtype=np.intp)
         scale = np.ones(index.shape, dtype=FLOAT)
-        for position, ((lookup, offset), column) in enumerate(
-            zip(self.lookups, strings, strict=True)
-        ):
-            index[:, position] = lookup_index(lookup, column, offset)
-        index[:, len(self.lookups) :] = self._fixed_rows
-        for position, part in enumerate(self._chains.batch(numbers), start=len(self.lookups) + 1):
+        for position, (offset, members) in enumerate(self._groups):
+            combined = index[:, position]
+            combined.fill(offset)
+            for member, stride in members:
+                lookup = self.lookups[member][0]
+                found = lookup_index(lookup, strings[member])
+                combined += found * stride if stride != 1 else found
+        index[:, groups:] = self._batch_fixed_rows
+        for position, part in enumerate(self._chains.batch(numbers), start=groups + 1):
             scale[:, position] = np.asarray(part).reshape(-1)
         # A batch sums in float32, as the Keras layer does; one record (below) in float64.
         hidden = sum_table_rows(self._rows32, index, scale)
@@ -175,6 +186,40 @@ class FirstLayer:
             # In float32, as the Keras layer multiplies (and half the memory a float64 kernel would read).
             hidden += part @ product.dense
         return self._row_activation(hidden.astype(FLOAT))
+
+
+GROUP_ROWS = 256
+"""The most rows of a group's table: all combinations of its lookups' indices (192 KB for 192 float32 units)."""
+
+
+def _lookup_groups(
+    lookups: list[tuple[LookupIndex, int]], table: np.ndarray
+) -> tuple[list[tuple[int, list[tuple[int, int]]]], list[np.ndarray]]:
+    """Consecutive lookups joined while the product of their sizes stays within :data:`GROUP_ROWS`.
+
+    Returns each group's first row in the joined tables with its members (lookup position, index stride), and each
+    group's table: row ``sum_j index_j * stride_j`` holds the sum of the members' rows for those indices, summed in
+    float64 and rounded once.
+    """
+    starts = [offset for _, offset in lookups] + [table.shape[0]]
+    sizes = [stop - start for start, stop in zip(starts[:-1], starts[1:], strict=True)]
+    groups: list[list[int]] = []
+    for position, size in enumerate(sizes):
+        if groups and np.prod([sizes[m] for m in groups[-1]]) * size <= GROUP_ROWS:
+            groups[-1].append(position)
+        else:
+            groups.append([position])
+    layout, tables, first = [], [], 0
+    for members in groups:
+        combined = np.zeros((1, table.shape[1]))
+        for member in members:
+            rows = table[starts[member] : starts[member] + sizes[member]]
+            combined = (combined[:, None, :] + rows[None, :, :]).reshape(-1, table.shape[1])
+        strides = np.cumprod([1, *[sizes[m] for m in reversed(members[1:])]])[::-1].tolist()
+        layout.append((first, list(zip(members, strides, strict=True))))
+        tables.append(combined)
+        first += combined.shape[0]
+    return layout, tables
 
 
 class NumericColumns:

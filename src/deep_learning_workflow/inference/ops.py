@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from .activations import FLOAT, KERAS_EPSILON, activation, row_activation, softmax_floats
+from .activations import (
+    FLOAT,
+    KERAS_EPSILON,
+    activation,
+    row_activation,
+    softmax_floats,
+    softmax_last,
+)
 from .blocks import Block, BlockProduct
 
 
@@ -316,9 +323,7 @@ class SegmentSoftmax:
             return np.array([self.row(x[0])], dtype=FLOAT)
         if len(set(self.widths)) == 1:
             stacked = x.reshape(x.shape[0], len(self.widths), self.widths[0])
-            shifted = np.exp(stacked - stacked.max(axis=-1, keepdims=True))
-            shifted /= shifted.sum(axis=-1, keepdims=True)
-            return shifted.reshape(x.shape)
+            return softmax_last(stacked).reshape(x.shape)
         parts = [
             x[:, start:stop] for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True)
         ]
