@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 PREFIX = "dlw"
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""The environment variable naming the workers' shared metrics folder (set by :mod:`.workers`)."""
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 HANDLERS = ("/predict", "/livez", "/readyz", "/metadata", "/metrics", "/openapi.json", "/docs")
 
@@ -148,7 +150,7 @@ class ServiceMetrics:
         latency.observe(seconds)
 
     def render(self) -> bytes:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if os.environ.get(MULTIPROCESS_DIR):
             from prometheus_client import multiprocess
 
             every_worker = CollectorRegistry()

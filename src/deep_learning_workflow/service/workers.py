@@ -33,11 +33,11 @@ from multiprocessing.connection import wait
 from socket import socket
 from typing import Any
 
+from .metrics import MULTIPROCESS_DIR
 from .settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
-METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -55,7 +55,7 @@ def serve_workers(settings: ServiceSettings) -> int:
     multiprocessing.allow_connection_pickling()  # the listening socket is handed to each worker
     listener = uvicorn.Config(None, host=settings.host, port=settings.port).bind_socket()
     metrics_dir = tempfile.mkdtemp(prefix="dlw-service-metrics-")
-    os.environ[METRICS_DIR_VARIABLE] = metrics_dir
+    os.environ[MULTIPROCESS_DIR] = metrics_dir
     signals: list[int] = []
     previous = {
         sig: signal.signal(sig, lambda sig, _frame: signals.append(sig)) for sig in STOP_SIGNALS
@@ -115,7 +115,7 @@ def serve_workers(settings: ServiceSettings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         listener.close()
-        os.environ.pop(METRICS_DIR_VARIABLE, None)
+        os.environ.pop(MULTIPROCESS_DIR, None)
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 1 if failed else 0
 
