@@ -12,7 +12,8 @@ record-by-record pass of :class:`~.validation.RecordValidator` then names each p
 from __future__ import annotations
 
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -43,11 +44,18 @@ _TEXT_TYPES = frozenset({str, _NONE})
 
 
 def validate_columns(
-    validator: RecordValidator, records: list[Any]
+    validator: RecordValidator, records: list[Any], table: list[tuple[Any, ...]] | None = None
 ) -> tuple[dict[str, Any], dict[str, int], dict[str, int]] | None:
     """The records as input columns, and the counts of unseen and missing values per column; None when any
-    record has a problem."""
-    table = _transpose(validator, records)
+    record has a problem.
+
+    Args:
+        validator: the schema's validator.
+        records: decoded JSON records (dicts).
+        table: the records' feature columns already transposed (typed records, :class:`TypedBatch`); the records
+            are then not read.
+    """
+    table = _transpose(validator, records) if table is None else table
     if table is None:
         return None
     values: dict[str, Any] = {}
@@ -154,3 +162,94 @@ def _text(column: tuple[Any, ...]) -> tuple[list[str], int, int] | None:
     nulls = np.equal(array, None)
     array[nulls] = ""
     return array.tolist(), int(nulls.sum()), 0
+
+
+class TypedBatch:
+    """A batch body decoded by msgspec straight into typed records of the schema's fields, then transposed.
+
+    orjson's dicts cost more to build, transpose and free than the model costs to score them: a record here is one
+    untracked object whose fields msgspec has already type-checked (numbers as floats, categories of a column
+    learned as text as strings or null, the other categories and the key as any JSON value), and missing or unknown
+    fields fail the decoding. Anything that fails (a malformed body, a type the field does not take, an unknown or
+    missing field, NaN) returns None and the caller takes the general path, which names every problem.
+
+    Two decoders take the text categories: one as the learned spellings (``Literal``: msgspec hands back the
+    spelling's own string, so no string is made per value and each code look-up finds a cached hash), one as any
+    string (a category training never saw). The one that decoded the last batch goes first, so a stream with unseen
+    categories settles on the second after one miss; every :attr:`RETRY` batches it tries the first again.
+
+    Args:
+        validator: the schema's validator (its column plan and key).
+    """
+
+    RETRY = 64
+
+    def __init__(self, validator: RecordValidator) -> None:
+        import msgspec
+
+        self._errors = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+        self._decoders = [self._decoder(validator, learned) for learned in (True, False)]
+        self._first = 0
+        self._since_retry = 0
+        self._getters = [attrgetter(f"f{position}") for position in range(len(validator.plan))]
+
+    @staticmethod
+    def _decoder(validator: RecordValidator, learned: bool) -> Any:
+        """A decoder of a list of records; ``learned``: text categories as their learned spellings only."""
+        import msgspec
+
+        fields: list[tuple[Any, ...]] = []
+        names: dict[str, str] = {}
+        for position, (name, kind, _low, _high, spellings, _categories, _convert) in enumerate(
+            validator.plan
+        ):
+            texts = tuple(raw for raw in spellings or {} if raw is not None)
+            if kind == NUMERIC:
+                field_type = float | None
+            elif kind != CATEGORICAL:
+                field_type = str | None
+            elif any(type(raw) is not str for raw in texts):
+                field_type = Any
+            elif learned and texts:
+                field_type = Literal[texts] | None
+            else:
+                field_type = str | None
+            fields.append((f"f{position}", field_type))
+            names[f"f{position}"] = name
+        if validator.key is not None:
+            fields.append(("key", Any, None))
+            names["key"] = validator.key
+        # omit_defaults: a record without the key converts back to a dict without it.
+        record = msgspec.defstruct(
+            "Record",
+            fields,
+            forbid_unknown_fields=True,
+            gc=False,
+            rename=names,
+            omit_defaults=True,
+        )
+        return msgspec.json.Decoder(list[record])
+
+    def decode(self, body: bytes) -> tuple[list[Any], list[tuple[Any, ...]]] | None:
+        """The typed records and their feature columns, or None."""
+        for attempt in (self._first, 1 - self._first):
+            try:
+                records = self._decoders[attempt].decode(body)
+            except self._errors:
+                continue
+            self._first = attempt
+            if attempt:
+                self._since_retry += 1
+                if self._since_retry >= self.RETRY:
+                    self._first = self._since_retry = 0
+            return records, [tuple(map(getter, records)) for getter in self._getters]
+        return None
+
+
+def plain_records(records: Any) -> Any:
+    """Records as dicts of JSON values (typed records converted, dicts as they are)."""
+    if all(type(record) is dict for record in records):
+        return records
+    import msgspec
+
+    return msgspec.to_builtins(list(records))

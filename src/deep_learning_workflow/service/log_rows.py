@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
+from .columnar import plain_records
 from .log_table import COLUMNS, encode_records
 from .metrics import ServiceMetrics
 from .scoring import ModelVersion
@@ -117,9 +118,9 @@ class RowBuilder:
             try:
                 text = entry.body.decode()
             except UnicodeDecodeError:
-                return encode_records(list(entry.records))
+                return encode_records(plain_records(list(entry.records)))
             return text if entry.batch else f"[{text}]"
-        return encode_records(list(entry.records))
+        return encode_records(plain_records(list(entry.records)))
 
     def when(self, timestamp: float) -> Any:
         """The timestamp as the column stores it (SQLite: SQLAlchemy's text format, in UTC)."""
@@ -168,7 +169,9 @@ class RowBuilder:
         texts: list[str | None],
         metrics: ServiceMetrics,
     ) -> list[tuple[tuple[Any, ...], int]]:
-        results = score_entries(shadow, [entry.records for entry in entries], metrics)
+        results = score_entries(
+            shadow, [plain_records(entry.records) for entry in entries], metrics
+        )
         rows = []
         classes = self.classes(tuple(shadow.classes))
         for entry, text, (scores, error, latency) in zip(entries, texts, results, strict=True):

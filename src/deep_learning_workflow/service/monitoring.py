@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from .columnar import plain_records
 from .metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ class DriftMonitor:
         if rows < self.settings.min_rows:
             return None
         report = self._compute(
-            pd.DataFrame.from_records(list(self.records)), self.reference, self.settings
+            pd.DataFrame.from_records(plain_records(list(self.records))),
+            self.reference,
+            self.settings,
         )
         for column, entry in report["features"].items():
             self.metrics.drift.labels(column, entry["metric"]).set(entry["value"])

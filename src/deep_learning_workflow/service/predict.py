@@ -109,11 +109,12 @@ class Predictor:
         return payload, True
 
     def scores(
-        self, version: ModelVersion, records: list[Any], batch: bool
+        self, version: ModelVersion, records: list[Any], batch: bool, columns: Any = None
     ) -> tuple[Any, Scores] | tuple[int, bytes, None]:
-        """The validated columns and scores, or the error answer."""
+        """The validated columns (given, or validated here) and scores, or the error answer."""
         try:
-            columns = version.validator.validate(records, batch)
+            if columns is None:
+                columns = version.validator.validate(records, batch)
         except InvalidRecords as invalid:
             problems = [p.as_dict() for p in invalid.problems]
             first = problems[0]
@@ -147,16 +148,23 @@ class Predictor:
             return self.fail(
                 503, "not_ready", f"The model is not loaded yet (status: {state.status})."
             )
-        parsed = self.records(body)
-        if len(parsed) == 3:
-            return parsed
-        records, batch = parsed
         if state.canary is not None:
             routing_key = next((value for name, value in headers if name == b"x-routing-key"), None)
             variant, version = state.route(body, routing_key or None)
         else:
             variant, version = "primary", state.primary
-        scored = self.scores(version, records, batch)
+        # A batch of valid records goes straight from the body to columns; anything else is parsed and validated
+        # record by record where needed, which names its problems.
+        decoded = version.validator.decode_batch(body, self.max_batch) if body[:1] == b"[" else None
+        if decoded is not None:
+            records, batch = decoded[0], True
+            scored = self.scores(version, records, batch, decoded[1])
+        else:
+            parsed = self.records(body)
+            if len(parsed) == 3:
+                return parsed
+            records, batch = parsed
+            scored = self.scores(version, records, batch)
         if len(scored) == 3:
             return scored
         columns, scores = scored

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from deep_learning_workflow.categories import category_text, numbers_only
 
-from .columnar import CATEGORICAL, KINDS, NUMERIC, CategoryCodes, validate_columns
+from .columnar import CATEGORICAL, KINDS, NUMERIC, CategoryCodes, TypedBatch, validate_columns
 
 RangePolicy = Literal["margin", "finite"]
 FLOAT32_MAX = 3.4028234663852886e38
@@ -234,6 +234,20 @@ class RecordValidator:
         getter = operator.itemgetter(*self.features)
         # itemgetter of one name returns the value itself, of several a tuple: always a tuple here.
         self.getter = getter if len(self.features) > 1 else lambda record: (getter(record),)
+        self.typed = TypedBatch(self)
+
+    def decode_batch(self, body: bytes, limit: int) -> tuple[list[Any], Columns] | None:
+        """A batch body of more than 8 and at most ``limit`` valid records, decoded straight into columns; None
+        for any other body (the caller then parses it and calls :meth:`validate`, which names the problems)."""
+        decoded = self.typed.decode(body)
+        if decoded is None or not 8 < len(decoded[0]) <= limit:
+            return None
+        records, table = decoded
+        converted = validate_columns(self, records, table)
+        if converted is None:
+            return None
+        values, unseen, missing = converted
+        return records, Columns(values=values, rows=len(records), unseen=unseen, missing=missing)
 
     def validate(self, records: list[Any], batch: bool) -> Columns:
         """The records as input columns.
