@@ -137,3 +137,28 @@ def test_unseen_categories_switch_to_the_any_string_decoder_and_back(validator, 
     # The learned spellings are tried first again, and a clean batch then stays with them.
     assert typed._first == 0
     assert validator.decode_batch(clean, limit=50) is not None and typed._first == 0
+
+
+def hostile_batches(telco_records) -> list[bytes]:
+    records = [dict(record) for record in telco_records[:20]]
+    body = orjson.dumps(records)
+    first_contract = orjson.dumps(records[0]["contract"])
+    return [
+        body.replace(first_contract, b'"\\ud800"', 1),  # a lone surrogate in a category
+        body.replace(b'"tenure":', b'"tenure":1e999,"x":', 1),  # a number no float holds
+        body.replace(b'"tenure":', b'"tenure":1,"tenure":', 1),  # a field given twice
+        body.replace(b'"contract":', b'"contract":' + b"[" * 5000 + b"]" * 5000 + b',"y":', 1),
+        body[:-1]
+        + b',{"customer_id":'
+        + b"[" * 10000
+        + b"]" * 10000
+        + b"}]",  # deep nesting in the key
+        body.replace(b"},{", b"},\x00{", 1),
+    ]
+
+
+def test_hostile_batch_bodies_get_an_answer_never_a_5xx(client, telco_records):
+    for body in hostile_batches(telco_records):
+        answer = client.post("/predict", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code < 500, answer.text[:300]
+        assert "error" in answer.json() or "predictions" in answer.json()

@@ -12,8 +12,9 @@ Endpoints:
 Every error is a JSON body ``{"error": <code>, "message": ..., "problems": [{"record", "field", "message"}]}``:
 400 malformed JSON, 408 a body that did not arrive in time, 413 body or batch too large, 415 a body not declared as
 JSON, 422 invalid records or a non-finite model output, 503 not ready, draining (``/readyz``) or over the concurrency
-limit. The request path parses with orjson and validates with plain Python (no pydantic), and
-scores with the NumPy forward pass; TensorFlow is imported only by the loader thread.
+limit. The request path parses with orjson (a batch of valid records with msgspec, straight into typed records),
+validates with plain Python and NumPy (no pydantic) and scores with the NumPy forward pass; TensorFlow is imported
+only by the loader thread.
 """
 
 from __future__ import annotations

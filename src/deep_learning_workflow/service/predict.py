@@ -1,5 +1,6 @@
-"""``POST /predict`` in plain ASGI: read the body, parse it with orjson, validate, score with the NumPy forward pass,
-answer with orjson, and hand the prediction log one entry per request.
+"""``POST /predict`` in plain ASGI: read the body, parse it (a batch of valid records by msgspec straight into typed
+records and columns, anything else with orjson), validate, score with the NumPy forward pass, answer with orjson,
+and hand the prediction log one entry per request.
 
 No Request or Response objects and no pydantic: for a body the handler parses itself they cost more than the
 model. A batch goes through the columnar validator and its answer is built from the score arrays
