@@ -30,6 +30,8 @@ from .columnar import CATEGORICAL, KINDS, NUMERIC, CategoryCodes, TypedBatch, va
 RangePolicy = Literal["margin", "finite"]
 FLOAT32_MAX = 3.4028234663852886e38
 MAX_PROBLEMS = 50
+COLUMNAR_ROWS = 9
+"""Batches of at least this many records are validated column by column (smaller ones record by record)."""
 
 
 @dataclass
@@ -237,10 +239,10 @@ class RecordValidator:
         self.typed = TypedBatch(self)
 
     def decode_batch(self, body: bytes, limit: int) -> tuple[list[Any], Columns] | None:
-        """A batch body of more than 8 and at most ``limit`` valid records, decoded straight into columns; None
+        """A batch body of :data:`COLUMNAR_ROWS` to ``limit`` valid records, decoded straight into columns; None
         for any other body (the caller then parses it and calls :meth:`validate`, which names the problems)."""
         decoded = self.typed.decode(body)
-        if decoded is None or not 8 < len(decoded[0]) <= limit:
+        if decoded is None or not COLUMNAR_ROWS <= len(decoded[0]) <= limit:
             return None
         records, table = decoded
         converted = validate_columns(self, records, table)
@@ -262,7 +264,7 @@ class RecordValidator:
         columns = None
         if len(records) == 1:
             columns = self._one(records[0])
-        elif len(records) > 8:
+        elif len(records) >= COLUMNAR_ROWS:
             converted = validate_columns(self, records)
             if converted is not None:
                 values, unseen, missing = converted

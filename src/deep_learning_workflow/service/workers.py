@@ -86,9 +86,7 @@ def serve_workers(settings: ServiceSettings) -> int:
             while signals:
                 signals.pop()
                 stopping = True
-                for worker in workers:
-                    if worker.exitcode is None:
-                        os.kill(worker.pid, signal.SIGTERM)
+                _terminate(workers)
             for worker in [w for w in workers if w.exitcode is not None]:
                 workers.remove(worker)
                 _forget(worker.pid)
@@ -109,8 +107,7 @@ def serve_workers(settings: ServiceSettings) -> int:
                         worker.exitcode,
                     )
                     stopping = failed = True
-                    for other in workers:
-                        os.kill(other.pid, signal.SIGTERM)
+                    _terminate(workers)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -118,6 +115,13 @@ def serve_workers(settings: ServiceSettings) -> int:
         os.environ.pop(MULTIPROCESS_DIR, None)
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 1 if failed else 0
+
+
+def _terminate(workers: list[Any]) -> None:
+    """SIGTERM to every worker still running (each drains, or skips the rest of its drain on a second one)."""
+    for worker in workers:
+        if worker.exitcode is None:
+            os.kill(worker.pid, signal.SIGTERM)
 
 
 def _forget(pid: int) -> None:
